@@ -1,0 +1,31 @@
+/* buf.h — bounded growable byte buffer. Every buffer has a maximum size set at
+ * creation; appends past it fail with PC_ETOOBIG and leave the buffer unchanged.
+ * The data is always NUL-terminated (not counted in len) once anything was appended. */
+#ifndef PC_BUF_H
+#define PC_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct pc_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t max;
+} pc_buf;
+
+void pc_buf_init(pc_buf *b, size_t max);
+void pc_buf_free(pc_buf *b);
+/* Keep the allocation, drop the contents. */
+void pc_buf_reset(pc_buf *b);
+/* Make room for n more bytes (len + n <= max). */
+int pc_buf_reserve(pc_buf *b, size_t n);
+int pc_buf_append(pc_buf *b, const void *p, size_t n);
+int pc_buf_puts(pc_buf *b, const char *s);
+int pc_buf_putc(pc_buf *b, char c);
+int pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap);
+/* Hand the storage to the caller (who frees it with free()); the buffer becomes empty. */
+char *pc_buf_steal(pc_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,60 @@
+/* cache.h — the LMDB environment; this module owns every LMDB call.
+ * One environment directory per database. Named sub-databases:
+ *   "entries": 16-byte key -> encoded entry (entry.h)
+ *   "meta":    small records such as the per-database secret
+ * Safe to open from several processes at once (LMDB's own locking); a
+ * pc_cache handle is used from one thread at a time. */
+#ifndef PC_CACHE_H
+#define PC_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct pc_cache pc_cache;
+
+#define PC_CACHE_SECRET_LEN 32
+
+enum pc_cache_sync {
+  PC_SYNC_PERIODIC = 0, /* commit without fsync; caller calls pc_cache_sync() about once a second */
+  PC_SYNC_BATCH = 1     /* fsync at every commit */
+};
+
+/* Open (creating the directory and files if missing) the environment at
+ * `path`, with a map size bound of `max_size` bytes. */
+int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out);
+void pc_cache_close(pc_cache *c);
+
+/* The per-database secret used to fingerprint credentials; created with
+ * random bytes (getrandom) the first time, the same forever after. */
+int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]);
+
+/* Copy the value stored under the 16-byte key into `out` (replacing its
+ * contents). Opens only a read transaction (reset/renewed, never a write txn).
+ * Returns 0 or PC_ENOTFOUND (`out` untouched); PC_ETOOBIG (`out` left empty) when
+ * the value exceeds out's maximum; another PC_E* code if LMDB fails. */
+int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out);
+/* Store (overwrite) a value in one write txn. Returns 0, PC_EMAPFULL
+ * (nothing stored; the handle stays usable) or PC_EIO (rarely another PC_E*
+ * code for a specific LMDB failure, e.g. PC_ENOMEM). Space freed by deletes
+ * becomes reusable only a few write txns later, so evict with some margin. */
+int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len);
+/* Returns 0 or PC_ENOTFOUND (or PC_EMAPFULL: a delete copies pages too, so
+ * in a completely full map it can fail). */
+int pc_cache_del(pc_cache *c, const uint8_t key[16]);
+
+/* Walk every entry in key order inside one read transaction. The callback
+ * gets borrowed bytes valid only during the call; returning non-zero stops the
+ * walk and that value is returned. The callback must not call back into the
+ * cache, and should be quick: the walk's snapshot pins pages until it ends. */
+typedef int (*pc_cache_iter_fn)(void *ud, const uint8_t key[16], const void *val, size_t len);
+int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud);
+
+/* Entries and bytes in use: the branch, leaf and overflow pages of the
+ * "entries" and "meta" DBs × page size (live data; falls after deletes). */
+int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes);
+/* Flush to disk (fsync); used by the periodic sync timer and at close. */
+int pc_cache_sync(pc_cache *c);
+
+#endif

@@ -1,0 +1,98 @@
+/* conn.h — one client connection: llhttp parsing with limits, keep-alive and
+ * pipelining (one request at a time, answered in order), timeouts, and the
+ * connection state machine. Request handling lives in proxy.c; response
+ * bytes are produced by respond.c through pc_conn_write*(). */
+#ifndef PC_CONN_H
+#define PC_CONN_H
+
+#include <llhttp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "flight.h"
+#include "key.h"
+
+#define PC_MAX_HEADER_BYTES (64 * 1024)
+#define PC_MAX_HEADERS 256
+
+struct pc_worker;
+
+/* The states, listed once; conn_set_state() is the only writer. */
+enum pc_conn_state {
+  PC_CONN_READING, /* waiting for / receiving a request */
+  PC_CONN_WORKING, /* a request was dispatched; its response is being produced */
+  PC_CONN_DRAINING, /* final response queued; write side shut, discarding input until close */
+  PC_CONN_CLOSED    /* uv_close called; freed in the close callbacks */
+};
+
+struct pc_header {
+  uint32_t name, nlen, value, vlen; /* offsets into pc_req.hbuf */
+};
+
+struct pc_req {
+  char method[24];
+  pc_buf target; /* request target as received */
+  pc_buf hbuf;   /* header names and values, NUL-terminated each */
+  struct pc_header h[PC_MAX_HEADERS];
+  size_t nh;
+  size_t header_bytes;
+  pc_buf body;
+  int http_minor;
+  int keep_alive;
+  int expect_continue;
+  uint64_t start_ns;
+};
+
+struct pc_resp {
+  int status;
+  const char *cache; /* X-PromptCache-Status value, or NULL for none */
+  char key[PC_KEY_HEX_LEN + 1];
+  int head_sent;
+  int chunked;
+  int no_body; /* HEAD request or 1xx/204/304 status */
+  uint64_t bytes;
+  int64_t upstream_us;
+};
+
+struct pc_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  struct pc_worker *w;
+  llhttp_t parser;
+  enum pc_conn_state state;
+  pc_buf in;          /* received, not yet parsed */
+  int in_message;     /* a request has begun arriving */
+  int parse_error;    /* HTTP status to answer a parse failure with (400/413/431) */
+  int close_after;    /* close once the current response is written */
+  int read_stopped;
+  int peer_eof;       /* the client half-closed: answer, then close */
+  int in_dispatch;    /* inside conn_parse's dispatch: finish must not re-enter the parser */
+  int handles_open;   /* tcp + timer still to be closed */
+  size_t writes_pending;
+  struct pc_req req;
+  struct pc_resp resp;
+  struct pc_sub sub; /* our subscription to a flight */
+  struct pc_conn *next, *prev;
+  uv_shutdown_t shutdown_req;
+};
+
+int pc_conn_accept(struct pc_worker *w, uv_stream_t *server);
+/* Queue bytes to the client. _own takes a malloc'd block (freed after the
+ * write); `p`/`n` must lie inside it. */
+void pc_conn_write_own(struct pc_conn *c, char *block, const char *p, size_t n);
+void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n);
+/* Two blocks in one write (head + body); either block pointer may be NULL. */
+void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2);
+/* The response is complete: log it, then read the next request or close. */
+void pc_conn_finish(struct pc_conn *c);
+/* The response cannot be completed (upstream broke mid-body): close now so
+ * the client sees a truncated response, never a wrong one. */
+void pc_conn_abort(struct pc_conn *c);
+/* Header lookup by case-insensitive name; NULL if absent. */
+const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len);
+/* Shutdown: close idle connections, let busy ones finish and close. */
+void pc_conn_shutdown_all(struct pc_worker *w);
+
+#endif

@@ -1,0 +1,66 @@
+/* flight.h — one upstream exchange in progress and the clients waiting on
+ * it. A flight owns everything the exchange needs (URL, headers, body), so a
+ * client that disconnects does not cut the exchange short: it only leaves.
+ * While the response arrives, the flight passes every byte to its
+ * subscriber(s) and records it; on a complete 200 of a storable request it
+ * writes the entry to the cache. */
+#ifndef PC_FLIGHT_H
+#define PC_FLIGHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "key.h"
+
+struct pc_worker;
+struct pc_flight;
+struct curl_slist;
+
+struct pc_sub;
+struct pc_sub_ops {
+  /* Response head for the client: status and header lines already filtered
+   * (no hop-by-hop, Content-Length or Content-Encoding). */
+  void (*on_head)(struct pc_sub *s, int status, const char *headers, size_t len);
+  void (*on_body)(struct pc_sub *s, const char *p, size_t n);
+  /* 0: the response is complete; else a PC_EUP* code. The subscription is
+   * over when this returns. */
+  void (*on_end)(struct pc_sub *s, int rc, int64_t upstream_us);
+};
+
+struct pc_sub {
+  const struct pc_sub_ops *ops;
+  struct pc_flight *flight;
+  struct pc_sub *next;
+};
+
+struct pc_flight_req {
+  const char *method;
+  pc_buf url;                 /* taken over */
+  struct curl_slist *headers; /* taken over */
+  pc_buf body;                /* taken over */
+  int store;                  /* store a complete 200 in the cache */
+  struct pc_key key;
+  pc_buf material;            /* key material (canonical request), taken over when store */
+  char ns[256];
+  char route[256];
+  char path[1024];
+  char model[128];
+  int64_t ttl_ms;
+};
+
+/* Start the exchange with `sub` as its first subscriber. On error nothing
+ * was started and the request's buffers are still the caller's. */
+int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
+/* The subscriber's client went away: no more callbacks to it. The exchange
+ * goes on (its answer may still be stored). */
+void pc_flight_leave(struct pc_sub *sub);
+/* Abort every flight (shutdown). */
+void pc_flight_abort_all(struct pc_worker *w);
+
+/* Header filtering shared by the flight and the cache: is this response
+ * header dropped toward clients / toward storage? `name` is not NUL-terminated. */
+int pc_flight_hop_header(const char *name, size_t n);
+int pc_flight_unstored_header(const char *name, size_t n);
+
+#endif

@@ -1,0 +1,65 @@
+/* key.h — the cache key (SPEC §4): key = XXH3-128(key material), where the
+ * key material is the canonical request, also stored with the entry so that
+ * a hit can compare it byte for byte (a hash collision never serves another
+ * request's answer).
+ *
+ * Material layout (format version 1): the line "pc-key-v1\n", then fields,
+ * each written as "<name>=<decimal length>:<bytes>\n", in this order:
+ *   route, method, path (query parameters sorted, credentials removed),
+ *   namespace, credential (fingerprint hex or empty), anthropic-version,
+ *   anthropic-beta, openai-beta, openai-organization, openai-project,
+ * then "body=<length>:" and the canonical JSON body. Length prefixes make the
+ * encoding unambiguous whatever bytes a field holds. */
+#ifndef PC_KEY_H
+#define PC_KEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define PC_KEY_HEX_LEN 32
+#define PC_FP_LEN 16
+
+struct pc_key {
+  uint8_t b[16];
+};
+
+/* Headers whose values enter the key, in key order. */
+#define PC_KEY_N_HEADERS 5
+extern const char *const pc_key_headers[PC_KEY_N_HEADERS];
+
+struct pc_key_input {
+  const char *route;
+  const char *method;
+  const char *path; /* without query */
+  size_t path_len;
+  const char *query; /* raw query string without '?', or NULL */
+  const char *ns;    /* namespace or "" */
+  const char *cred_fp_hex; /* "" when the key scope is shared */
+  const char *headers[PC_KEY_N_HEADERS]; /* values or NULL */
+  const char *body; /* canonical JSON */
+  size_t body_len;
+};
+
+/* Append the key material for `in` to `out`. */
+int pc_key_material(const struct pc_key_input *in, pc_buf *out);
+void pc_key_hash(const void *material, size_t len, struct pc_key *out);
+void pc_key_hex(const struct pc_key *k, char out[PC_KEY_HEX_LEN + 1]);
+int pc_key_from_hex(const char *hex, struct pc_key *out);
+
+/* Query string with parameters sorted by byte order and credential
+ * parameters (`key=`, Gemini's API key) removed; appended to out. Also
+ * reports the removed credential, if any (pointer into query). */
+int pc_key_sort_query(const char *query, pc_buf *out, const char **cred, size_t *cred_len);
+
+/* Keyed fingerprint of a credential: HMAC-SHA256(secret, value) truncated to
+ * 16 bytes, as 32 hex digits. The raw value is never stored anywhere. */
+void pc_key_fingerprint(const uint8_t *secret, size_t secret_len, const char *cred, size_t len,
+                        char out[PC_FP_LEN * 2 + 1]);
+
+/* Split a key material back into fields: returns the value of field `name`
+ * (or of "body") via p/n. Returns 0 or PC_ENOTFOUND / PC_ECORRUPT. */
+int pc_key_material_field(const char *m, size_t len, const char *name, const char **p, size_t *n);
+
+#endif

@@ -1,0 +1,25 @@
+/* log.h — stderr logging: one access-log line per request (text or JSON)
+ * and event messages. Nothing here ever receives a credential. */
+#ifndef PC_LOG_H
+#define PC_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pc_access {
+  const char *method;
+  const char *path; /* request target as received (credential query values are masked) */
+  int status;
+  const char *cache; /* HIT, MISS, BYPASS, ... or "-" */
+  const char *key;   /* 32 hex or "" */
+  uint64_t bytes;    /* response body bytes sent */
+  int64_t upstream_us; /* -1: upstream not contacted */
+  int64_t total_us;
+};
+
+void pc_log_init(int json);
+void pc_log_access(const struct pc_access *a);
+void pc_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pc_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

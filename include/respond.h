@@ -1,0 +1,30 @@
+/* respond.h — writing responses to a client: cache hits, pass-through of an
+ * upstream response (head, then chunks as they arrive), and JSON errors.
+ * Every response carries X-PromptCache-Status / X-PromptCache-Key when the
+ * conn's resp.cache / resp.key are set. */
+#ifndef PC_RESPOND_H
+#define PC_RESPOND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "entry.h"
+
+struct pc_conn;
+
+/* {"error":{"message":...,"type":"promptcache_error","code":...}}, then finish. */
+void pc_respond_error(struct pc_conn *c, int status, const char *code, const char *msg);
+/* A small JSON body with status (admin endpoints), then finish. */
+void pc_respond_json(struct pc_conn *c, int status, const char *json, size_t len);
+/* Head of a passed-through response; the body follows chunked. */
+void pc_respond_head(struct pc_conn *c, int status, const char *headers, size_t len);
+void pc_respond_body(struct pc_conn *c, const char *p, size_t n);
+/* Terminating chunk, then finish. */
+void pc_respond_end(struct pc_conn *c);
+/* Serve a decoded entry whose bytes live in `block` (malloc'd, taken over). */
+void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s);
+
+const char *pc_respond_reason(int status);
+
+#endif

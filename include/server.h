@@ -1,0 +1,36 @@
+/* server.h — one worker = one event loop with its listeners, its connections,
+ * its upstream multi handle and its cache handle. `serve` runs one worker. */
+#ifndef PC_SERVER_H
+#define PC_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "cache.h"
+#include "config.h"
+
+struct pc_conn;
+struct pc_upstream;
+struct pc_flight;
+
+struct pc_worker {
+  uv_loop_t *loop;
+  const struct pc_config *cfg;
+  pc_cache *cache;
+  uint8_t secret[PC_CACHE_SECRET_LEN];
+  struct pc_upstream *up;
+  uv_tcp_t listeners[PC_MAX_LISTEN];
+  size_t n_listeners;
+  struct pc_conn *conns; /* every open connection */
+  struct pc_flight *flights; /* every exchange in progress */
+  uv_signal_t sigint, sigterm;
+  uv_timer_t sync_timer;
+  int shutting_down;
+};
+
+/* Run `serve` until SIGINT/SIGTERM; returns the process exit status. */
+int pc_server_run(const struct pc_config *cfg);
+/* A connection or flight ended: lets shutdown finish when none remain. */
+void pc_server_maybe_done(struct pc_worker *w);
+
+#endif

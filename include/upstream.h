@@ -1,0 +1,55 @@
+/* upstream.h — every libcurl call: one multi handle per event loop, driven
+ * by uv_poll (one per socket) and one uv_timer (DESIGN habit 8). A fetch is
+ * one upstream exchange; its callbacks run on the loop thread. */
+#ifndef PC_UPSTREAM_H
+#define PC_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+struct curl_slist;
+struct pc_upstream;
+struct pc_fetch;
+
+struct pc_fetch_ops {
+  /* The final (non-1xx) response status and its header lines
+   * ("Name: value\r\n" each, status line excluded), once. */
+  void (*on_head)(void *ud, int status, const char *headers, size_t len);
+  /* Decoded body bytes as they arrive. */
+  void (*on_body)(void *ud, const char *p, size_t n);
+  /* The exchange ended: 0 when the whole response arrived, else
+   * PC_EUPCONNECT, PC_EUPTIMEOUT or PC_EUPPROTO. Called exactly once unless
+   * the fetch was aborted; the fetch is freed right after. */
+  void (*on_done)(void *ud, int rc);
+};
+
+struct pc_fetch_req {
+  const char *method;
+  const char *url;
+  struct curl_slist *headers; /* taken over (freed with the fetch) */
+  const char *body;           /* must stay valid until on_done / abort */
+  size_t body_len;
+  int has_body;
+};
+
+int pc_upstream_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream **out);
+/* Aborts every fetch (no callbacks) and closes the handles; frees in close callbacks. */
+void pc_upstream_destroy(struct pc_upstream *up);
+
+/* Start an exchange. On failure to start returns NULL (no callbacks). */
+struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *req, const struct pc_fetch_ops *ops,
+                                   void *ud);
+/* Cancel: no further callbacks for this fetch. */
+void pc_upstream_abort(struct pc_fetch *f);
+/* Append a header line to a curl list (wrapper so callers need no curl.h). */
+int pc_upstream_header(struct curl_slist **list, const char *name, size_t nlen, const char *value, size_t vlen);
+/* Keep libcurl from sending its own default for this header. */
+int pc_upstream_header_suppress(struct curl_slist **list, const char *name);
+void pc_upstream_headers_free(struct curl_slist *list);
+/* Microseconds the fetch has taken so far (or took). */
+int64_t pc_fetch_elapsed_us(const struct pc_fetch *f);
+
+#endif

@@ -1,0 +1,401 @@
+/* cache.c — the LMDB environment (see cache.h); the only file that calls LMDB.
+ * What must stay true here:
+ *  - The hit path (pc_cache_get) never opens a write txn. It reuses one read
+ *    txn per handle, renewed before and reset after every lookup, so a lookup
+ *    costs no allocation and holds no snapshot between requests (a held
+ *    snapshot would stop LMDB from reusing freed pages).
+ *  - Values are borrowed from the map only while a txn is open: get copies
+ *    them out, iterate lends them to the callback for the call only.
+ *  - Everything read from disk is checked, never asserted; every LMDB error is
+ *    mapped to a PC_E* code at this boundary (map_err).
+ *  - Another process may grow the map (it opened with a larger max size):
+ *    LMDB then reports MDB_MAP_RESIZED and we adopt the new size and retry once.
+ *  Internal helpers return raw LMDB codes when the caller must inspect them
+ *  (MDB_MAP_RESIZED, MDB_NOTFOUND) and PC_E* codes otherwise; the public
+ *  functions always return PC_E* codes. */
+#include "cache.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "error.h"
+
+#define KEY_LEN 16
+#define MIN_MAP_SIZE ((size_t)1 << 20)
+#define MAX_DBS 4
+#define MAX_READERS 126
+#define SECRET_KEY "secret"
+
+struct pc_cache {
+  MDB_env *env;
+  MDB_dbi entries;
+  MDB_dbi meta;
+  int env_open;  /* mdb_env_open succeeded: sync and dbi close make sense */
+  int dbis_open; /* entries and meta are valid handles */
+  MDB_txn *rtxn; /* the reusable read txn for get/count/secret; NULL until first use */
+};
+
+/* ---- errors --------------------------------------------------------- */
+
+static int map_err(int m) {
+  switch (m) {
+  case MDB_SUCCESS: return 0;
+  case MDB_NOTFOUND: return PC_ENOTFOUND;
+  case MDB_KEYEXIST: return PC_EEXISTS;
+  case MDB_MAP_FULL: return PC_EMAPFULL;
+  case MDB_BAD_VALSIZE: return PC_ETOOBIG; /* keys are fixed, so it is the value */
+  case ENOMEM: return PC_ENOMEM;
+  case EINVAL: return PC_EINVAL;
+  case MDB_VERSION_MISMATCH: return PC_EVERSION;
+  case MDB_INVALID:
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_INCOMPATIBLE: return PC_ECORRUPT;
+  default: return PC_EIO; /* errno values, MDB_PANIC, MDB_READERS_FULL, ... */
+  }
+}
+
+/* ---- opening -------------------------------------------------------- */
+
+/* mkdir -p with mode 0700 (the directory holds cached responses). Failures on
+ * intermediate components are ignored: they may exist but be unwritable by us;
+ * only the final directory has to exist. */
+static int mkdir_p(const char *path) {
+  char tmp[PATH_MAX];
+  struct stat st;
+  size_t n = strlen(path);
+  int rc = PC_EINVAL;
+
+  if (n == 0 || n >= sizeof tmp) goto out;
+  memcpy(tmp, path, n + 1);
+  for (char *s = tmp + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    (void)mkdir(tmp, 0700);
+    *s = '/';
+  }
+  rc = PC_EIO;
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) goto out;
+  if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) goto out;
+  rc = 0;
+out:
+  return rc;
+}
+
+/* max_size rounded up to whole pages, at least MIN_MAP_SIZE; saturates
+ * instead of overflowing (mmap then fails cleanly). */
+static size_t map_size_for(size_t max_size) {
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t psize = ps > 0 ? (size_t)ps : 4096;
+  size_t n = max_size < MIN_MAP_SIZE ? MIN_MAP_SIZE : max_size;
+  size_t rem = n % psize;
+  if (rem == 0) return n;
+  if (n > SIZE_MAX - (psize - rem)) return SIZE_MAX / psize * psize;
+  return n + (psize - rem);
+}
+
+static int env_open(pc_cache *c, const char *path, size_t max_size, enum pc_cache_sync sync) {
+  /* MDB_NOTLS: read txns belong to the handle, not the thread. MDB_NORDAHEAD:
+   * lookups are random, read-ahead only evicts useful pages. MDB_NOSYNC in
+   * periodic mode: a committed txn is in the OS page cache, so a process crash
+   * loses nothing; pc_cache_sync() bounds what an OS crash can lose. */
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (sync == PC_SYNC_PERIODIC ? MDB_NOSYNC : 0);
+  int dead = 0;
+  int m = mdb_env_create(&c->env);
+  if (m) goto out;
+  m = mdb_env_set_maxdbs(c->env, MAX_DBS);
+  if (m) goto out;
+  m = mdb_env_set_maxreaders(c->env, MAX_READERS);
+  if (m) goto out;
+  m = mdb_env_set_mapsize(c->env, map_size_for(max_size));
+  if (m) goto out;
+  m = mdb_env_open(c->env, path, flags, 0600);
+  if (m) goto out;
+  c->env_open = 1;
+  /* Free reader slots left behind by crashed processes, or they would pin
+   * old snapshots (and pages) forever. */
+  m = mdb_reader_check(c->env, &dead);
+out:
+  return map_err(m);
+}
+
+/* Adopt a map grown by another process. Only legal with no txn of ours
+ * active, so the (reset) read txn is dropped first; the next get begins a
+ * fresh one. */
+static int adopt_mapsize(pc_cache *c) {
+  if (c->rtxn) {
+    mdb_txn_abort(c->rtxn);
+    c->rtxn = NULL;
+  }
+  return mdb_env_set_mapsize(c->env, 0);
+}
+
+/* Begin a txn (raw LMDB code), adopting a grown map once if needed. */
+static int txn_begin(pc_cache *c, unsigned flags, MDB_txn **txn) {
+  int m = mdb_txn_begin(c->env, NULL, flags, txn);
+  if (m != MDB_MAP_RESIZED) return m;
+  m = adopt_mapsize(c);
+  if (m) return m;
+  return mdb_txn_begin(c->env, NULL, flags, txn);
+}
+
+/* Commit (raw LMDB code). The txn is freed by LMDB whatever the outcome. */
+static int txn_commit(MDB_txn **txn) {
+  int m = mdb_txn_commit(*txn);
+  *txn = NULL;
+  return m;
+}
+
+static void txn_abort(MDB_txn **txn) {
+  if (*txn) mdb_txn_abort(*txn);
+  *txn = NULL;
+}
+
+static int dbis_open(pc_cache *c) {
+  MDB_txn *txn = NULL;
+  int m = txn_begin(c, 0, &txn);
+  if (m) goto out;
+  m = mdb_dbi_open(txn, "entries", MDB_CREATE, &c->entries);
+  if (m) goto out;
+  m = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+  if (m) goto out;
+  m = txn_commit(&txn);
+  if (m) goto out;
+  c->dbis_open = 1;
+out:
+  txn_abort(&txn);
+  return map_err(m);
+}
+
+int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out) {
+  pc_cache *c = NULL;
+  int rc = PC_EINVAL;
+
+  *out = NULL;
+  if (path == NULL) goto out;
+  rc = mkdir_p(path);
+  if (rc) goto out;
+  rc = PC_ENOMEM;
+  c = calloc(1, sizeof *c);
+  if (!c) goto out;
+  rc = env_open(c, path, max_size, sync);
+  if (rc) goto out;
+  rc = dbis_open(c);
+  if (rc) goto out;
+  *out = c;
+  c = NULL;
+out:
+  pc_cache_close(c);
+  return rc;
+}
+
+void pc_cache_close(pc_cache *c) {
+  if (!c) return;
+  txn_abort(&c->rtxn); /* aborting a reset read txn just frees it */
+  if (c->env_open) (void)mdb_env_sync(c->env, 1);
+  if (c->dbis_open) {
+    mdb_dbi_close(c->env, c->entries);
+    mdb_dbi_close(c->env, c->meta);
+  }
+  if (c->env) mdb_env_close(c->env);
+  free(c);
+}
+
+int pc_cache_sync(pc_cache *c) { return map_err(mdb_env_sync(c->env, 1)); }
+
+/* ---- the reusable read txn ------------------------------------------ */
+
+/* Renew the handle's read txn (begin it the first time). A failed renew has
+ * already ended the txn inside LMDB, so it is freed and begun afresh, which
+ * also covers MDB_MAP_RESIZED. Returns a PC_E* code. */
+static int rtxn_acquire(pc_cache *c, MDB_txn **txn) {
+  MDB_txn *t = NULL;
+  int m = MDB_BAD_TXN; /* no txn to renew yet */
+  if (c->rtxn) m = mdb_txn_renew(c->rtxn);
+  if (m) {
+    txn_abort(&c->rtxn);
+    m = txn_begin(c, MDB_RDONLY, &t);
+    if (m == 0) c->rtxn = t;
+  }
+  *txn = c->rtxn;
+  return map_err(m);
+}
+
+/* Release the snapshot (and with it every borrowed pointer), keep the handle. */
+static void rtxn_release(pc_cache *c) { mdb_txn_reset(c->rtxn); }
+
+static MDB_val key_val(const uint8_t key[KEY_LEN]) {
+  MDB_val k = {KEY_LEN, (void *)key};
+  return k;
+}
+
+int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out) {
+  MDB_txn *txn;
+  MDB_val k = key_val(key), v;
+  int rc = rtxn_acquire(c, &txn);
+  if (rc) goto out;
+  rc = map_err(mdb_get(txn, c->entries, &k, &v));
+  if (rc == 0) {
+    /* Copy before reset: v points into the map only while the txn lives. */
+    pc_buf_reset(out);
+    rc = pc_buf_append(out, v.mv_data, v.mv_size);
+  }
+  rtxn_release(c);
+out:
+  return rc;
+}
+
+/* ---- writes --------------------------------------------------------- */
+
+int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len) {
+  MDB_txn *txn = NULL;
+  MDB_val k = key_val(key), v = {len, (void *)val};
+  int m = txn_begin(c, 0, &txn);
+  if (m) goto out;
+  /* MDB_MAP_FULL here (or at commit) leaves the txn unusable: abort below,
+   * nothing is stored and the environment stays usable. */
+  m = mdb_put(txn, c->entries, &k, &v, 0);
+  if (m) goto out;
+  m = txn_commit(&txn);
+out:
+  txn_abort(&txn);
+  return map_err(m);
+}
+
+int pc_cache_del(pc_cache *c, const uint8_t key[16]) {
+  MDB_txn *txn = NULL;
+  MDB_val k = key_val(key);
+  int m = txn_begin(c, 0, &txn);
+  if (m) goto out;
+  m = mdb_del(txn, c->entries, &k, NULL);
+  if (m) goto out;
+  m = txn_commit(&txn);
+out:
+  txn_abort(&txn);
+  return map_err(m);
+}
+
+/* ---- the secret ----------------------------------------------------- */
+
+/* PC_ENOTFOUND when absent; a record of the wrong size is corruption, not a
+ * reason to mint a new secret (that would silently change every key). */
+static int secret_read(pc_cache *c, MDB_txn *txn, uint8_t out[PC_CACHE_SECRET_LEN]) {
+  MDB_val k = {sizeof SECRET_KEY - 1, (void *)SECRET_KEY}, v;
+  int rc = map_err(mdb_get(txn, c->meta, &k, &v));
+  if (rc) return rc;
+  if (v.mv_size != PC_CACHE_SECRET_LEN) return PC_ECORRUPT;
+  memcpy(out, v.mv_data, PC_CACHE_SECRET_LEN);
+  return 0;
+}
+
+static int fill_random(uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t got = getrandom(p, n, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return PC_EIO;
+    p += got;
+    n -= (size_t)got;
+  }
+  return 0;
+}
+
+/* The get is repeated inside the write txn: writers are serialized, so if
+ * another process created the secret since our read, we see and use theirs. */
+static int secret_create(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
+  uint8_t fresh[PC_CACHE_SECRET_LEN];
+  MDB_txn *txn = NULL;
+  MDB_val k = {sizeof SECRET_KEY - 1, (void *)SECRET_KEY}, v = {sizeof fresh, fresh};
+  int rc = map_err(txn_begin(c, 0, &txn));
+  if (rc) goto out;
+  rc = secret_read(c, txn, out);
+  if (rc != PC_ENOTFOUND) goto out; /* 0: someone else's secret; or an error */
+  rc = fill_random(fresh, sizeof fresh);
+  if (rc) goto out;
+  rc = map_err(mdb_put(txn, c->meta, &k, &v, 0));
+  if (rc) goto out;
+  rc = map_err(txn_commit(&txn));
+  if (rc) goto out;
+  memcpy(out, fresh, sizeof fresh);
+  /* Made durable at once even in periodic mode: losing it in an OS crash
+   * would silently change every credential-scoped key. */
+  rc = pc_cache_sync(c);
+out:
+  txn_abort(&txn);
+  return rc;
+}
+
+int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
+  MDB_txn *txn;
+  int rc = rtxn_acquire(c, &txn);
+  if (rc) goto out;
+  rc = secret_read(c, txn, out); /* the common case: no write txn at all */
+  rtxn_release(c);
+  if (rc == PC_ENOTFOUND) rc = secret_create(c, out);
+out:
+  return rc;
+}
+
+/* ---- walking and counting ------------------------------------------- */
+
+static int walk(MDB_cursor *cur, pc_cache_iter_fn fn, void *ud) {
+  MDB_val k, v;
+  MDB_cursor_op op = MDB_FIRST;
+  for (;;) {
+    int m = mdb_cursor_get(cur, &k, &v, op);
+    if (m == MDB_NOTFOUND) return 0;
+    if (m) return map_err(m);
+    if (k.mv_size != KEY_LEN) return PC_ECORRUPT; /* not written by us */
+    int rc = fn(ud, k.mv_data, v.mv_data, v.mv_size);
+    if (rc) return rc;
+    op = MDB_NEXT;
+  }
+}
+
+/* A txn of its own, not the get txn: the walk may be long, and the handle's
+ * read txn must stay free to be reset. The snapshot pins pages for the whole
+ * walk, which is why callbacks should be quick (and must not re-enter the
+ * cache: a put that adopted a grown map would unmap the pages under the
+ * cursor). */
+int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
+  MDB_txn *txn = NULL;
+  MDB_cursor *cur = NULL;
+  int rc = map_err(txn_begin(c, MDB_RDONLY, &txn));
+  if (rc) goto out;
+  rc = map_err(mdb_cursor_open(txn, c->entries, &cur));
+  if (rc) goto out;
+  rc = walk(cur, fn, ud);
+out:
+  if (cur) mdb_cursor_close(cur);
+  txn_abort(&txn);
+  return rc;
+}
+
+static size_t pages_of(const MDB_stat *s) {
+  return s->ms_branch_pages + s->ms_leaf_pages + s->ms_overflow_pages;
+}
+
+/* bytes counts the pages of the two named DBs that hold live data. It is not
+ * the file's high-water mark (mdb_env_info's me_last_pgno), which never
+ * shrinks; it excludes LMDB's free list and main DB (a few pages). It can
+ * fall when entries are deleted, which is what eviction needs to watch. */
+int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes) {
+  MDB_txn *txn;
+  MDB_stat se, sm;
+  int rc = rtxn_acquire(c, &txn);
+  if (rc) goto out;
+  rc = map_err(mdb_stat(txn, c->entries, &se));
+  if (rc == 0) rc = map_err(mdb_stat(txn, c->meta, &sm));
+  rtxn_release(c);
+  if (rc) goto out;
+  *entries = se.ms_entries;
+  *bytes = (pages_of(&se) + pages_of(&sm)) * se.ms_psize;
+out:
+  return rc;
+}

@@ -1,0 +1,513 @@
+/* config.c — builds the immutable struct pc_config from defaults, then the
+ * PROMPTCACHE_<NAME> environment, then flags (flags win: a repeatable flag
+ * given on the command line replaces the environment's list). Every value is
+ * validated here so the rest of the program can trust it. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+typedef int (*opt_fn)(struct pc_config *c, const char *v, char *err, size_t errlen);
+
+struct opt {
+  const char *name; /* without leading dashes */
+  int has_arg;
+  int repeatable;
+  opt_fn fn;
+};
+
+static const char *const default_cache_paths[] = {
+    "*/chat/completions", "*/completions", "*/embeddings", "*/messages", "*/responses",
+    "*/moderations",      "*/rerank",      "*:generateContent", "*:streamGenerateContent"};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return PC_EINVAL;
+}
+
+int pc_config_parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  if (!s || !isdigit((unsigned char)*s)) return PC_EINVAL;
+  double v = strtod(s, &end);
+  if (errno || end == s) return PC_EINVAL;
+  double mul = 1;
+  if (*end) {
+    char u = (char)tolower((unsigned char)*end++);
+    if (u == 'k') mul = 1024.0;
+    else if (u == 'm') mul = 1024.0 * 1024;
+    else if (u == 'g') mul = 1024.0 * 1024 * 1024;
+    else if (u == 't') mul = 1024.0 * 1024 * 1024 * 1024;
+    else if (u != 'b') return PC_EINVAL;
+    if (u != 'b') {
+      if (*end == 'i' || *end == 'I') end++;
+      if (*end == 'b' || *end == 'B') end++;
+    }
+    if (*end) return PC_EINVAL;
+  }
+  v *= mul;
+  if (v < 0 || v > 1e18) return PC_EINVAL;
+  *out = (size_t)v;
+  return 0;
+}
+
+int pc_config_parse_duration(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  if (!s || !isdigit((unsigned char)*s)) return PC_EINVAL;
+  double v = strtod(s, &end);
+  if (errno || end == s) return PC_EINVAL;
+  double mul;
+  if (!*end || !strcmp(end, "s")) mul = 1000;
+  else if (!strcmp(end, "ms")) mul = 1;
+  else if (!strcmp(end, "m")) mul = 60e3;
+  else if (!strcmp(end, "h")) mul = 3600e3;
+  else if (!strcmp(end, "d")) mul = 86400e3;
+  else if (!strcmp(end, "w")) mul = 7 * 86400e3;
+  else return PC_EINVAL;
+  v *= mul;
+  if (v < 0 || v > 9e15) return PC_EINVAL;
+  *out = (int64_t)v;
+  return 0;
+}
+
+static int strlist_add(struct pc_strlist *l, const char *s) {
+  char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+  if (!v) return PC_ENOMEM;
+  l->v = v;
+  if (!(v[l->n] = strdup(s))) return PC_ENOMEM;
+  l->n++;
+  return 0;
+}
+
+static void strlist_clear(struct pc_strlist *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+static int set_str(char **dst, const char *v) {
+  free(*dst);
+  *dst = strdup(v);
+  return *dst ? 0 : PC_ENOMEM;
+}
+
+/* An upstream base URL: http(s)://host[:port][/base], stored without trailing slash. */
+static int check_url(const char *v, char **dst, char *err, size_t errlen, const char *what) {
+  if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+    return fail(err, errlen, "invalid %s URL '%s': must start with http:// or https://", what, v);
+  const char *host = strstr(v, "://") + 3;
+  if (!*host || *host == '/') return fail(err, errlen, "invalid %s URL '%s': no host", what, v);
+  if (strchr(v, '?') || strchr(v, '#'))
+    return fail(err, errlen, "invalid %s URL '%s': no query or fragment allowed", what, v);
+  int rc = set_str(dst, v);
+  if (rc) return rc;
+  size_t n = strlen(*dst);
+  while (n > 0 && (*dst)[n - 1] == '/' && (*dst)[n - 2] != '/') (*dst)[--n] = '\0';
+  return 0;
+}
+
+static int opt_listen(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (c->n_listen >= PC_MAX_LISTEN) return fail(err, errlen, "too many --listen addresses");
+  struct pc_listen *l = &c->listen[c->n_listen];
+  const char *colon;
+  size_t hostlen;
+  if (v[0] == '[') {
+    const char *rb = strchr(v, ']');
+    if (!rb || rb[1] != ':') return fail(err, errlen, "invalid --listen '%s': expected [ADDR]:PORT", v);
+    hostlen = (size_t)(rb - v - 1);
+    memmove(l->host, v + 1, hostlen < sizeof l->host ? hostlen : 0);
+    colon = rb + 1;
+  } else {
+    colon = strrchr(v, ':');
+    if (!colon) return fail(err, errlen, "invalid --listen '%s': expected ADDR:PORT", v);
+    hostlen = (size_t)(colon - v);
+    memmove(l->host, v, hostlen < sizeof l->host ? hostlen : 0);
+  }
+  if (hostlen == 0 || hostlen >= sizeof l->host)
+    return fail(err, errlen, "invalid --listen '%s': bad address", v);
+  l->host[hostlen] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (!colon[1] || *end || port < 0 || port > 65535)
+    return fail(err, errlen, "invalid --listen '%s': bad port", v);
+  l->port = (int)port;
+  c->n_listen++;
+  return 0;
+}
+
+static int opt_upstream(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  return check_url(v, &c->upstream, err, errlen, "--upstream");
+}
+
+static int opt_route(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  const char *eq = strchr(v, '=');
+  if (!eq || v[0] != '/' || eq == v)
+    return fail(err, errlen, "invalid --route '%s': expected /PREFIX=URL", v);
+  struct pc_route *r = realloc(c->routes, (c->n_routes + 1) * sizeof *r);
+  if (!r) return PC_ENOMEM;
+  c->routes = r;
+  r = &c->routes[c->n_routes];
+  memset(r, 0, sizeof *r);
+  size_t plen = (size_t)(eq - v);
+  while (plen > 1 && v[plen - 1] == '/') plen--;
+  r->prefix = strndup(v, plen);
+  if (!r->prefix) return PC_ENOMEM;
+  r->prefix_len = plen;
+  int rc = check_url(eq + 1, &r->url, err, errlen, "--route");
+  if (rc) {
+    free(r->prefix);
+    free(r->url);
+    return rc;
+  }
+  c->n_routes++;
+  return 0;
+}
+
+static int opt_db(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!*v) return fail(err, errlen, "invalid --db: empty path");
+  return set_str(&c->db, v);
+}
+
+static int size_opt(const char *name, const char *v, size_t *dst, char *err, size_t errlen) {
+  if (pc_config_parse_size(v, dst)) return fail(err, errlen, "invalid %s '%s': expected a size like 64k, 32MiB, 1GiB", name, v);
+  return 0;
+}
+
+static int dur_opt(const char *name, const char *v, int64_t *dst, char *err, size_t errlen) {
+  if (pc_config_parse_duration(v, dst))
+    return fail(err, errlen, "invalid %s '%s': expected a duration like 500ms, 30s, 15m, 7d", name, v);
+  return 0;
+}
+
+static int opt_max_size(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = size_opt("--max-size", v, &c->max_size, err, errlen);
+  if (!rc && c->max_size < (1u << 20)) return fail(err, errlen, "invalid --max-size '%s': at least 1MiB", v);
+  return rc;
+}
+
+static int opt_max_body(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  return size_opt("--max-body", v, &c->max_body, err, errlen);
+}
+
+static int opt_mode(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  static const char *const names[] = {"readwrite", "readonly", "record", "replay", "off"};
+  for (int i = 0; i < 5; i++)
+    if (!strcmp(v, names[i])) {
+      c->mode = (enum pc_mode)i;
+      return 0;
+    }
+  return fail(err, errlen, "invalid --mode '%s': expected readwrite, readonly, record, replay or off", v);
+}
+
+static int opt_ttl(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  return dur_opt("--ttl", v, &c->ttl_ms, err, errlen);
+}
+
+static int opt_key_scope(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!strcmp(v, "credential")) c->key_scope = PC_SCOPE_CREDENTIAL;
+  else if (!strcmp(v, "shared")) c->key_scope = PC_SCOPE_SHARED;
+  else return fail(err, errlen, "invalid --key-scope '%s': expected credential or shared", v);
+  return 0;
+}
+
+static int opt_ignore_field(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (v[0] != '/') return fail(err, errlen, "invalid --ignore-field '%s': a JSON pointer starts with '/'", v);
+  return strlist_add(&c->ignore_fields, v);
+}
+
+static int opt_cache_path(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!*v) return fail(err, errlen, "invalid --cache-path: empty glob");
+  return strlist_add(&c->cache_paths, v);
+}
+
+static int opt_upstream_timeout(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = dur_opt("--upstream-timeout", v, &c->upstream_timeout_ms, err, errlen);
+  if (!rc && c->upstream_timeout_ms <= 0) return fail(err, errlen, "invalid --upstream-timeout '%s': must be positive", v);
+  return rc;
+}
+
+static int opt_client_timeout(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = dur_opt("--client-timeout", v, &c->client_timeout_ms, err, errlen);
+  if (!rc && c->client_timeout_ms <= 0) return fail(err, errlen, "invalid --client-timeout '%s': must be positive", v);
+  return rc;
+}
+
+static int opt_idle_timeout(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = dur_opt("--idle-timeout", v, &c->idle_timeout_ms, err, errlen);
+  if (!rc && c->idle_timeout_ms <= 0) return fail(err, errlen, "invalid --idle-timeout '%s': must be positive", v);
+  return rc;
+}
+
+static int opt_admin_token(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!*v) return fail(err, errlen, "invalid --admin-token: empty");
+  return set_str(&c->admin_token, v);
+}
+
+static int opt_log_format(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!strcmp(v, "text")) c->log_json = 0;
+  else if (!strcmp(v, "json")) c->log_json = 1;
+  else return fail(err, errlen, "invalid --log-format '%s': expected text or json", v);
+  return 0;
+}
+
+static int opt_workers(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < 1 || n > 64) return fail(err, errlen, "invalid --workers '%s': expected 1..64", v);
+  c->workers = (int)n;
+  return 0;
+}
+
+static int readable_file(const char *name, const char *v, char *err, size_t errlen) {
+  FILE *f = fopen(v, "rb");
+  if (!f) return fail(err, errlen, "cannot read %s file '%s'", name, v);
+  fclose(f);
+  return 0;
+}
+
+static int opt_upstream_ca(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = readable_file("--upstream-ca", v, err, errlen);
+  return rc ? rc : set_str(&c->upstream_ca, v);
+}
+
+static int opt_replay_pacing(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!strcmp(v, "none")) c->replay_pacing_original = 0;
+  else if (!strcmp(v, "original")) c->replay_pacing_original = 1;
+  else return fail(err, errlen, "invalid --replay-pacing '%s': expected none or original", v);
+  return 0;
+}
+
+static int opt_max_followers(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || n < 0 || n > 1000000) return fail(err, errlen, "invalid --max-followers '%s'", v);
+  c->max_followers = (size_t)n;
+  return 0;
+}
+
+static int opt_replay(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = readable_file("--replay", v, err, errlen);
+  return rc ? rc : strlist_add(&c->replay_files, v);
+}
+
+static int opt_fail_on_miss(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "on")) c->fail_on_miss = 1;
+  else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "off")) c->fail_on_miss = 0;
+  else return fail(err, errlen, "invalid PROMPTCACHE_FAIL_ON_MISS '%s'", v);
+  return 0;
+}
+
+static int opt_prices(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = readable_file("--prices", v, err, errlen);
+  return rc ? rc : set_str(&c->prices, v);
+}
+
+static int opt_sync(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!strcmp(v, "batch")) c->sync_batch = 1;
+  else if (!strcmp(v, "periodic")) c->sync_batch = 0;
+  else return fail(err, errlen, "invalid --sync '%s': expected batch or periodic", v);
+  return 0;
+}
+
+static const struct opt opts[] = {
+    {"listen", 1, 1, opt_listen},
+    {"upstream", 1, 0, opt_upstream},
+    {"route", 1, 1, opt_route},
+    {"db", 1, 0, opt_db},
+    {"max-size", 1, 0, opt_max_size},
+    {"mode", 1, 0, opt_mode},
+    {"ttl", 1, 0, opt_ttl},
+    {"key-scope", 1, 0, opt_key_scope},
+    {"ignore-field", 1, 1, opt_ignore_field},
+    {"cache-path", 1, 1, opt_cache_path},
+    {"max-body", 1, 0, opt_max_body},
+    {"upstream-timeout", 1, 0, opt_upstream_timeout},
+    {"client-timeout", 1, 0, opt_client_timeout},
+    {"idle-timeout", 1, 0, opt_idle_timeout},
+    {"admin-token", 1, 0, opt_admin_token},
+    {"log-format", 1, 0, opt_log_format},
+    {"workers", 1, 0, opt_workers},
+    {"upstream-ca", 1, 0, opt_upstream_ca},
+    {"replay-pacing", 1, 0, opt_replay_pacing},
+    {"max-followers", 1, 0, opt_max_followers},
+    {"replay", 1, 1, opt_replay},
+    {"fail-on-miss", 0, 0, opt_fail_on_miss},
+    {"prices", 1, 0, opt_prices},
+    {"sync", 1, 0, opt_sync},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+/* Clears what a repeatable option accumulated, so flags replace env values. */
+static void clear_list(struct pc_config *c, const struct opt *o) {
+  if (o->fn == opt_listen) c->n_listen = 0;
+  else if (o->fn == opt_ignore_field) strlist_clear(&c->ignore_fields);
+  else if (o->fn == opt_cache_path) strlist_clear(&c->cache_paths);
+  else if (o->fn == opt_replay) strlist_clear(&c->replay_files);
+  else if (o->fn == opt_route) {
+    for (size_t i = 0; i < c->n_routes; i++) {
+      free(c->routes[i].prefix);
+      free(c->routes[i].url);
+    }
+    c->n_routes = 0;
+  }
+}
+
+static void defaults(struct pc_config *c) {
+  memset(c, 0, sizeof *c);
+  c->max_size = (size_t)1 << 30;
+  c->mode = PC_MODE_READWRITE;
+  c->key_scope = PC_SCOPE_CREDENTIAL;
+  c->max_body = (size_t)32 << 20;
+  c->upstream_timeout_ms = 600000;
+  c->connect_timeout_ms = 10000;
+  c->client_timeout_ms = 30000;
+  c->idle_timeout_ms = 60000;
+  c->workers = 1;
+  c->max_followers = 1024;
+}
+
+/* Environment pass: PROMPTCACHE_<NAME>; repeatable options take a comma list. */
+static int apply_env(struct pc_config *c, int *scope_set, char *err, size_t errlen) {
+  for (size_t i = 0; i < N_OPTS; i++) {
+    char var[64] = "PROMPTCACHE_";
+    size_t n = strlen(var);
+    for (const char *p = opts[i].name; *p && n < sizeof var - 1; p++)
+      var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    var[n] = '\0';
+    const char *v = getenv(var);
+    if (!v) continue;
+    if (opts[i].fn == opt_key_scope) *scope_set = 1;
+    if (!opts[i].repeatable) {
+      int rc = opts[i].fn(c, v, err, errlen);
+      if (rc) return rc;
+      continue;
+    }
+    char *copy = strdup(v), *save = NULL;
+    if (!copy) return PC_ENOMEM;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save))
+      rc = opts[i].fn(c, tok, err, errlen);
+    free(copy);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static const struct opt *find_opt(const char *name, size_t len) {
+  for (size_t i = 0; i < N_OPTS; i++)
+    if (strlen(opts[i].name) == len && !memcmp(opts[i].name, name, len)) return &opts[i];
+  return NULL;
+}
+
+static int apply_flags(struct pc_config *c, int argc, char **argv, int *scope_set, char *err, size_t errlen) {
+  unsigned char seen[N_OPTS] = {0};
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
+    if (strncmp(a, "--", 2)) return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const struct opt *o = find_opt(name, len);
+    if (!o) return fail(err, errlen, "unknown option '%s' (see --help)", a);
+    const char *v = NULL;
+    if (o->has_arg) {
+      if (eq) v = eq + 1;
+      else if (i + 1 < argc) v = argv[++i];
+      else return fail(err, errlen, "option '--%s' needs a value", o->name);
+    } else if (eq) {
+      return fail(err, errlen, "option '--%s' takes no value", o->name);
+    }
+    size_t idx = (size_t)(o - opts);
+    if (o->repeatable && !seen[idx]) clear_list(c, o);
+    seen[idx] = 1;
+    if (o->fn == opt_key_scope) *scope_set = 1;
+    int rc = o->fn(c, v, err, errlen);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int finish(struct pc_config *c, int scope_set) {
+  int rc = 0;
+  if (c->n_listen == 0) {
+    snprintf(c->listen[0].host, sizeof c->listen[0].host, "127.0.0.1");
+    c->listen[0].port = 8080;
+    c->n_listen = 1;
+  }
+  if (!c->upstream) rc = set_str(&c->upstream, "https://api.openai.com");
+  if (!rc && !c->db) rc = set_str(&c->db, "./promptcache.db");
+  for (size_t i = 0; !rc && c->cache_paths.n == 0 && i < sizeof default_cache_paths / sizeof *default_cache_paths; i++)
+    rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
+  if (!scope_set && (c->mode == PC_MODE_RECORD || c->mode == PC_MODE_REPLAY)) c->key_scope = PC_SCOPE_SHARED;
+  return rc;
+}
+
+int pc_config_parse(struct pc_config *c, int argc, char **argv, char *err, size_t errlen) {
+  int scope_set = 0;
+  defaults(c);
+  err[0] = '\0';
+  int rc = apply_env(c, &scope_set, err, errlen);
+  if (!rc) rc = apply_flags(c, argc, argv, &scope_set, err, errlen);
+  if (rc == 1) return 1;
+  if (!rc) rc = finish(c, scope_set);
+  if (rc && !err[0]) snprintf(err, errlen, "configuration error: %s", pc_strerror(rc));
+  return rc;
+}
+
+void pc_config_free(struct pc_config *c) {
+  free(c->upstream);
+  for (size_t i = 0; i < c->n_routes; i++) {
+    free(c->routes[i].prefix);
+    free(c->routes[i].url);
+  }
+  free(c->routes);
+  free(c->db);
+  free(c->admin_token);
+  free(c->upstream_ca);
+  free(c->prices);
+  strlist_clear(&c->ignore_fields);
+  strlist_clear(&c->cache_paths);
+  strlist_clear(&c->replay_files);
+  memset(c, 0, sizeof *c);
+}
+
+void pc_config_usage(void *file) {
+  FILE *f = file;
+  fputs("usage: promptcache serve [options]        run the caching proxy (default subcommand)\n"
+        "       promptcache --help | --version\n"
+        "\n"
+        "serve options (each also read from PROMPTCACHE_<NAME>, e.g. PROMPTCACHE_KEY_SCOPE;\n"
+        "repeatable ones take a comma-separated list there; flags win over the environment):\n"
+        "  --listen ADDR:PORT        where clients connect (repeatable; [::1]:8080 for IPv6) [127.0.0.1:8080]\n"
+        "  --upstream URL            default upstream [https://api.openai.com]\n"
+        "  --route PREFIX=URL        repeatable; longest matching path prefix wins and is stripped\n"
+        "  --db PATH                 LMDB environment directory [./promptcache.db]\n"
+        "  --max-size SIZE           cache size bound [1GiB]\n"
+        "  --mode MODE               readwrite|readonly|record|replay|off [readwrite]\n"
+        "  --ttl DURATION            default entry lifetime, 0 = never expires [0]\n"
+        "  --key-scope SCOPE         credential|shared: is the caller's credential part of the key [credential]\n"
+        "  --ignore-field POINTER    repeatable JSON pointer dropped from the key, e.g. /user\n"
+        "  --cache-path GLOB         repeatable; replaces the default cacheable path list\n"
+        "  --max-body SIZE           larger request bodies get 413 [32MiB]\n"
+        "  --upstream-timeout DUR    whole upstream exchange [600s]; connect timeout 10s\n"
+        "  --client-timeout DUR      a request must arrive whole within this [30s]\n"
+        "  --idle-timeout DUR        idle keep-alive connections are closed after this [60s]\n"
+        "  --upstream-ca FILE        extra CA bundle for a private upstream\n"
+        "  --log-format FORMAT       text|json access log on stderr [text]\n"
+        "  --sync MODE               batch|periodic fsync of cache writes [periodic]\n"
+        "  --admin-token, --workers, --replay-pacing, --max-followers, --replay, --fail-on-miss,\n"
+        "  --prices                  accepted; see README for their status\n",
+        f);
+}

@@ -1,0 +1,260 @@
+/* proxy.c — decides what happens to one request and starts it: admin
+ * endpoint, cache hit, or a flight to upstream (MISS when cacheable, BYPASS
+ * otherwise). The hit path opens only a read transaction and compares the
+ * stored canonical request with the current one before serving. */
+#include "proxy.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cache.h"
+#include "canon.h"
+#include "conn.h"
+#include "entry.h"
+#include "error.h"
+#include "flight.h"
+#include "key.h"
+#include "log.h"
+#include "respond.h"
+#include "route.h"
+#include "server.h"
+#include "upstream.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+/* ---- the conn's side of a flight ---- */
+
+static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
+  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  pc_respond_head(c, status, headers, len);
+}
+
+static void sub_body(struct pc_sub *s, const char *p, size_t n) {
+  pc_respond_body(container_of(s, struct pc_conn, sub), p, n);
+}
+
+static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
+  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  c->resp.upstream_us = upstream_us;
+  if (!rc) pc_respond_end(c);
+  else if (c->resp.head_sent) pc_conn_abort(c); /* truncated: the client must see it cut */
+  else if (rc == PC_EUPTIMEOUT)
+    pc_respond_error(c, 504, "upstream_timeout", "upstream did not answer within --upstream-timeout");
+  else if (rc == PC_EUPCONNECT) pc_respond_error(c, 502, "upstream_unreachable", "could not connect to upstream");
+  else if (rc == PC_ECANCELED) pc_respond_error(c, 503, "shutting_down", "promptcache is shutting down");
+  else pc_respond_error(c, 502, "upstream_error", "upstream sent an invalid or incomplete response");
+}
+
+static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
+
+/* ---- request analysis ---- */
+
+static int name_eq(const char *a, size_t n, const char *lit) { return strlen(lit) == n && !strncasecmp(a, lit, n); }
+
+/* Request headers never forwarded: hop-by-hop, framing that libcurl redoes,
+ * and the proxy's own controls. */
+static int dropped_request_header(const char *name, size_t n) {
+  static const char *const drop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+                                     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+                                     "expect", "accept-encoding", "cache-control"};
+  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+    if (name_eq(name, n, drop[i])) return 1;
+  return n >= 14 && !strncasecmp(name, "x-promptcache-", 14);
+}
+
+/* Is `name` listed in the Connection header (and so hop-by-hop)? */
+static int named_by_connection(const struct pc_req *r, const char *name, size_t n) {
+  size_t clen;
+  const char *conn = pc_req_header(r, "connection", &clen);
+  for (const char *p = conn, *end = conn + (conn ? clen : 0); p && p < end;) {
+    while (p < end && (*p == ' ' || *p == ',')) p++;
+    const char *tok = p;
+    while (p < end && *p != ',' && *p != ' ') p++;
+    if ((size_t)(p - tok) == n && !strncasecmp(tok, name, n)) return 1;
+  }
+  return 0;
+}
+
+static int build_upstream_headers(const struct pc_req *r, struct curl_slist **out) {
+  int rc = 0, has_ctype = 0, has_accept = 0;
+  for (size_t i = 0; i < r->nh && !rc; i++) {
+    const char *name = r->hbuf.data + r->h[i].name, *val = r->hbuf.data + r->h[i].value;
+    size_t n = r->h[i].nlen;
+    if (dropped_request_header(name, n) || named_by_connection(r, name, n)) continue;
+    has_ctype |= name_eq(name, n, "content-type");
+    has_accept |= name_eq(name, n, "accept");
+    rc = pc_upstream_header(out, name, n, val, r->h[i].vlen);
+  }
+  /* Stop libcurl from adding headers the client did not send. */
+  if (!rc) rc = pc_upstream_header_suppress(out, "Expect");
+  if (!rc && !has_ctype) rc = pc_upstream_header_suppress(out, "Content-Type");
+  if (!rc && !has_accept) rc = pc_upstream_header_suppress(out, "Accept");
+  return rc;
+}
+
+static int upstream_url(const struct pc_route_match *m, pc_buf *url) {
+  int rc = pc_buf_puts(url, m->upstream);
+  if (!rc) rc = m->path_len ? pc_buf_append(url, m->path, m->path_len) : pc_buf_putc(url, '/');
+  if (!rc && m->query) rc = pc_buf_printf(url, "?%s", m->query);
+  return rc;
+}
+
+/* Fingerprint of whatever credential the request carries, or "". */
+static void credential_fp(struct pc_conn *c, const struct pc_route_match *m, char out[PC_FP_LEN * 2 + 1]) {
+  static const char *const names[] = {"authorization", "x-api-key", "api-key", "x-goog-api-key"};
+  pc_buf cred;
+  pc_buf_init(&cred, PC_MAX_HEADER_BYTES * 2);
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    size_t n;
+    const char *v = pc_req_header(&c->req, names[i], &n);
+    if (!v) continue;
+    pc_buf_printf(&cred, "%s:", names[i]);
+    pc_buf_append(&cred, v, n);
+    pc_buf_putc(&cred, '\n');
+  }
+  if (m->query) {
+    pc_buf scratch;
+    const char *qk;
+    size_t qn;
+    pc_buf_init(&scratch, PC_MAX_HEADER_BYTES);
+    pc_key_sort_query(m->query, &scratch, &qk, &qn);
+    if (qk) pc_buf_append(&cred, qk, qn);
+    pc_buf_free(&scratch);
+  }
+  out[0] = '\0';
+  if (cred.len) pc_key_fingerprint(c->w->secret, sizeof c->w->secret, cred.data, cred.len, out);
+  pc_buf_free(&cred);
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Serve from the cache if a fresh entry for exactly this request exists. */
+static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *material) {
+  pc_buf val;
+  struct pc_entry e;
+  pc_buf_init(&val, c->w->cfg->max_size);
+  if (pc_cache_get(c->w->cache, key->b, &val)) goto miss;
+  if (pc_entry_decode(val.data, val.len, 0, &e)) goto miss;
+  if (e.request.n != material->len || memcmp(e.request.p, material->data, material->len)) goto miss;
+  int64_t now = wall_ms();
+  if (e.expires_ms && now >= e.expires_ms) goto miss;
+  c->resp.cache = "HIT";
+  int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
+  pc_respond_hit(c, pc_buf_steal(&val, NULL), &e, age);
+  return 1;
+miss:
+  pc_buf_free(&val);
+  return 0;
+}
+
+static void start_flight(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr) {
+  int rc = upstream_url(m, &fr->url);
+  if (!rc) rc = build_upstream_headers(&c->req, &fr->headers);
+  if (!rc) {
+    fr->method = c->req.method;
+    fr->body = c->req.body; /* hand-over: the conn gets a fresh body buffer */
+    pc_buf_init(&c->req.body, c->w->cfg->max_body);
+    c->sub.ops = &sub_ops;
+    rc = pc_flight_start(c->w, fr, &c->sub);
+  }
+  if (rc) {
+    pc_buf_free(&fr->url);
+    pc_buf_free(&fr->body);
+    pc_buf_free(&fr->material);
+    pc_upstream_headers_free(fr->headers);
+    pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
+  }
+}
+
+static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+}
+
+/* Canonicalize and key a cacheable request. Returns 0 when it can be cached. */
+static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
+  const struct pc_config *cfg = c->w->cfg;
+  struct pc_canon_info info;
+  pc_buf canon;
+  pc_buf_init(&canon, cfg->max_body * 2 + 64);
+  int rc = pc_canon_json(c->req.body.data ? c->req.body.data : "", c->req.body.len,
+                         (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, &canon, &info);
+  if (!rc) {
+    char fp[PC_FP_LEN * 2 + 1] = "";
+    size_t nslen = 0;
+    const char *ns = pc_req_header(&c->req, "x-promptcache-namespace", &nslen);
+    struct pc_key_input in = {.route = m->route, .method = c->req.method, .path = m->path,
+                              .path_len = m->path_len, .query = m->query, .ns = ns ? ns : "",
+                              .cred_fp_hex = fp, .body = canon.data, .body_len = canon.len};
+    if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(c, m, fp);
+    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(&c->req, pc_key_headers[i], NULL);
+    rc = pc_key_material(&in, &fr->material);
+    copy_str(fr->ns, sizeof fr->ns, ns ? ns : "", nslen);
+  }
+  if (!rc) {
+    pc_key_hash(fr->material.data, fr->material.len, &fr->key);
+    pc_key_hex(&fr->key, c->resp.key);
+    copy_str(fr->route, sizeof fr->route, m->route, strlen(m->route));
+    copy_str(fr->path, sizeof fr->path, m->path, m->path_len);
+    copy_str(fr->model, sizeof fr->model, info.model, strlen(info.model));
+    *stream = info.stream;
+  }
+  pc_buf_free(&canon);
+  return rc;
+}
+
+static void handle_admin(struct pc_conn *c) {
+  const char *t = c->req.target.data;
+  c->resp.cache = NULL;
+  if (!strcmp(t, "/_promptcache/health") || !strncmp(t, "/_promptcache/health?", 21)) {
+    static const char ok[] = "{\"status\":\"ok\"}\n";
+    pc_respond_json(c, 200, ok, sizeof ok - 1);
+    return;
+  }
+  pc_respond_error(c, 404, "not_found", "no such admin endpoint");
+}
+
+void pc_proxy_handle(struct pc_conn *c) {
+  const struct pc_config *cfg = c->w->cfg;
+  const char *target = c->req.target.data ? c->req.target.data : "";
+  if (target[0] != '/') {
+    c->close_after = 1;
+    pc_respond_error(c, 400, "bad_request", "request target must be a path (origin-form)");
+    return;
+  }
+  if (!strncmp(target, "/_promptcache/", 14) || !strcmp(target, "/_promptcache")) {
+    handle_admin(c);
+    return;
+  }
+  struct pc_route_match m;
+  pc_route_match(cfg, target, &m);
+  struct pc_flight_req fr;
+  memset(&fr, 0, sizeof fr);
+  pc_buf_init(&fr.url, 64 * 1024);
+  pc_buf_init(&fr.material, cfg->max_body * 2 + PC_MAX_HEADER_BYTES);
+  fr.ttl_ms = cfg->ttl_ms;
+  c->resp.cache = "BYPASS";
+  int stream = 0;
+  if (cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len) &&
+      key_request(c, &m, &fr, &stream) == 0) {
+    if (cfg->mode != PC_MODE_RECORD && try_hit(c, &fr.key, &fr.material)) {
+      pc_buf_free(&fr.url);
+      pc_buf_free(&fr.material);
+      return;
+    }
+    c->resp.cache = "MISS";
+    fr.store = !stream && (cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD);
+  } else {
+    c->resp.key[0] = '\0';
+    pc_buf_reset(&fr.material);
+  }
+  start_flight(c, &m, &fr);
+}

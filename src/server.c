@@ -1,0 +1,148 @@
+/* server.c — the `serve` loop: opens the cache, binds the listeners, runs the
+ * worker's event loop, and shuts down gracefully on SIGINT/SIGTERM: stop
+ * accepting, let in-flight responses finish, then close the cache cleanly. */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "conn.h"
+#include "error.h"
+#include "flight.h"
+#include "log.h"
+#include "upstream.h"
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct pc_worker *w = server->data;
+  if (status < 0 || w->shutting_down) return;
+  if (pc_conn_accept(w, server)) pc_log_warn("accept failed");
+}
+
+static int bind_one(struct pc_worker *w, const struct pc_listen *l, uv_tcp_t *t) {
+  struct sockaddr_storage ss;
+  int rc = strchr(l->host, ':') ? uv_ip6_addr(l->host, l->port, (struct sockaddr_in6 *)&ss)
+                                : uv_ip4_addr(l->host, l->port, (struct sockaddr_in *)&ss);
+  if (rc) {
+    fprintf(stderr, "promptcache: invalid listen address '%s'\n", l->host);
+    return PC_EINVAL;
+  }
+  uv_tcp_init(w->loop, t);
+  t->data = w;
+  rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0);
+  if (!rc) rc = uv_listen((uv_stream_t *)t, 1024, on_connection);
+  if (rc) {
+    fprintf(stderr, "promptcache: cannot listen on %s:%d: %s\n", l->host, l->port, uv_strerror(rc));
+    return PC_EIO;
+  }
+  struct sockaddr_storage got;
+  int len = sizeof got;
+  uv_tcp_getsockname(t, (struct sockaddr *)&got, &len);
+  int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                             : ((struct sockaddr_in *)&got)->sin_port);
+  /* Scripts and tests wait for this exact line, so it is plain text in either log format. */
+  if (strchr(l->host, ':')) fprintf(stderr, "promptcache: listening on [%s]:%d\n", l->host, port);
+  else fprintf(stderr, "promptcache: listening on %s:%d\n", l->host, port);
+  return 0;
+}
+
+static void begin_shutdown(struct pc_worker *w) {
+  if (w->shutting_down) return;
+  w->shutting_down = 1;
+  pc_log_info("promptcache: shutting down: finishing in-flight requests");
+  for (size_t i = 0; i < w->n_listeners; i++) uv_close((uv_handle_t *)&w->listeners[i], NULL);
+  pc_conn_shutdown_all(w);
+  pc_server_maybe_done(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct pc_worker *w = s->data;
+  if (w->shutting_down) {
+    /* second signal: stop waiting for in-flight exchanges */
+    pc_flight_abort_all(w);
+    return;
+  }
+  begin_shutdown(w);
+}
+
+static void on_sync(uv_timer_t *t) {
+  struct pc_worker *w = t->data;
+  pc_cache_sync(w->cache);
+}
+
+void pc_server_maybe_done(struct pc_worker *w) {
+  if (!w->shutting_down || w->conns || w->flights) return;
+  uv_signal_stop(&w->sigint);
+  uv_signal_stop(&w->sigterm);
+  uv_timer_stop(&w->sync_timer);
+  if (!uv_is_closing((uv_handle_t *)&w->sigint)) {
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->sync_timer, NULL);
+    pc_upstream_destroy(w->up);
+    w->up = NULL;
+  }
+}
+
+static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop_t *loop) {
+  memset(w, 0, sizeof *w);
+  w->loop = loop;
+  w->cfg = cfg;
+  int rc = pc_cache_open(cfg->db, cfg->max_size, cfg->sync_batch ? PC_SYNC_BATCH : PC_SYNC_PERIODIC, &w->cache);
+  if (rc) {
+    fprintf(stderr, "promptcache: cannot open database '%s': %s\n", cfg->db, pc_strerror(rc));
+    return rc;
+  }
+  rc = pc_cache_secret(w->cache, w->secret);
+  if (!rc) rc = pc_upstream_create(loop, cfg, &w->up);
+  if (rc) {
+    fprintf(stderr, "promptcache: cannot initialise: %s\n", pc_strerror(rc));
+    return rc;
+  }
+  for (size_t i = 0; i < cfg->n_listen && !rc; i++) {
+    rc = bind_one(w, &cfg->listen[i], &w->listeners[i]);
+    w->n_listeners++;
+  }
+  if (rc) return rc;
+  uv_signal_init(loop, &w->sigint);
+  uv_signal_init(loop, &w->sigterm);
+  w->sigint.data = w->sigterm.data = w;
+  uv_signal_start(&w->sigint, on_signal, SIGINT);
+  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+  uv_timer_init(loop, &w->sync_timer);
+  w->sync_timer.data = w;
+  if (!cfg->sync_batch) uv_timer_start(&w->sync_timer, on_sync, 1000, 1000);
+  return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int pc_server_run(const struct pc_config *cfg) {
+  struct pc_worker w;
+  uv_loop_t loop;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+    fprintf(stderr, "promptcache: libcurl initialisation failed\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_init(&loop);
+  pc_log_init(cfg->log_json);
+  int rc = worker_init(&w, cfg, &loop);
+  if (!rc) {
+    if (cfg->n_listen) uv_run(&loop, UV_RUN_DEFAULT);
+  } else {
+    w.shutting_down = 1;
+    if (w.up) pc_upstream_destroy(w.up);
+  }
+  uv_walk(&loop, close_walk, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (w.cache) pc_cache_close(w.cache);
+  curl_global_cleanup();
+  if (!rc) pc_log_info("promptcache: stopped");
+  return rc ? (rc == PC_EINVAL ? 2 : 1) : 0;
+}
