@@ -448,8 +448,8 @@ static int finish(struct pc_config *c, int scope_set) {
   }
   if (!c->upstream) rc = set_str(&c->upstream, "https://api.openai.com");
   if (!rc && !c->db) rc = set_str(&c->db, "./promptcache.db");
-  for (size_t i = 0; !rc && c->cache_paths.n == 0 && i < sizeof default_cache_paths / sizeof *default_cache_paths; i++)
-    rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
+  size_t n_default = c->cache_paths.n ? 0 : sizeof default_cache_paths / sizeof *default_cache_paths;
+  for (size_t i = 0; !rc && i < n_default; i++) rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
   if (!scope_set && (c->mode == PC_MODE_RECORD || c->mode == PC_MODE_REPLAY)) c->key_scope = PC_SCOPE_SHARED;
   return rc;
 }

@@ -109,7 +109,8 @@ static void assert_get_value(pc_cache *c, uint32_t i, size_t n) {
 
 /* Put value-sized records from `from` until PC_EMAPFULL or `limit` keys;
  * returns how many were stored. */
-static uint32_t fill_until_full(pc_cache *c, uint32_t from, uint32_t limit, size_t n, int *last_rc) {
+static uint32_t fill_until_full(pc_cache *c, uint32_t from, uint32_t limit, size_t n,
+                                int *last_rc) {
   uint8_t k[16];
   uint8_t *v = malloc(n);
   uint32_t i = from;

@@ -229,7 +229,8 @@ Test(entry, golden_bytes) {
   cr_assert_eq(memcmp(b.data, want, sizeof want), 0);
   /* Trailer: XXH3-64 (seed 0) of every byte before it, little-endian. */
   uint64_t sum = XXH3_64bits(want, sizeof want);
-  for (int i = 0; i < 8; i++) cr_assert_eq((uint8_t)b.data[sizeof want + i], (uint8_t)(sum >> (8 * i)));
+  for (int i = 0; i < 8; i++)
+    cr_assert_eq((uint8_t)b.data[sizeof want + i], (uint8_t)(sum >> (8 * i)));
   pc_buf_free(&b);
 }
 
