@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "flight.h"
+#include "entry.h"
 #include "key.h"
 
 #define PC_MAX_HEADER_BYTES (64 * 1024)
@@ -56,6 +57,15 @@ struct pc_resp {
   int64_t upstream_us;
 };
 
+/* A cache entry the connection holds: a hit being replayed with pacing, or
+ * an expired entry kept for stale-if-error. `block` owns the bytes. */
+struct pc_held {
+  char *block;
+  struct pc_entry e;
+  uint32_t next_chunk;
+  uint64_t start_ns;
+};
+
 struct pc_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
@@ -74,6 +84,9 @@ struct pc_conn {
   struct pc_req req;
   struct pc_resp resp;
   struct pc_sub sub; /* our subscription to a flight */
+  struct pc_held replay; /* paced SSE replay in progress */
+  struct pc_held stale;  /* expired entry, served if upstream fails */
+  int swallow;           /* upstream failed and stale will be served: drop its bytes */
   struct pc_conn *next, *prev;
   uv_shutdown_t shutdown_req;
 };
@@ -90,6 +103,10 @@ void pc_conn_finish(struct pc_conn *c);
 /* The response cannot be completed (upstream broke mid-body): close now so
  * the client sees a truncated response, never a wrong one. */
 void pc_conn_abort(struct pc_conn *c);
+/* Call pc_respond_replay_step() after `ms` (paced replay). */
+void pc_conn_wait(struct pc_conn *c, uint64_t ms);
+/* Free a held entry. */
+void pc_held_release(struct pc_held *h);
 /* Header lookup by case-insensitive name; NULL if absent. */
 const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len);
 /* Shutdown: close idle connections, let busy ones finish and close. */

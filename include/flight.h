@@ -34,12 +34,18 @@ struct pc_sub {
   struct pc_sub *next;
 };
 
+/* Where a stored stream must end (see sse.h); PC_SSE_NONE for plain JSON. */
+#include "sse.h"
+
 struct pc_flight_req {
   const char *method;
   pc_buf url;                 /* taken over */
   struct curl_slist *headers; /* taken over */
   pc_buf body;                /* taken over */
   int store;                  /* store a complete 200 in the cache */
+  int coalesce;               /* identical requests may join this exchange */
+  int stream;                 /* the request asked for a stream */
+  enum pc_sse_terminal terminal; /* a stored stream must contain this event */
   struct pc_key key;
   pc_buf material;            /* key material (canonical request), taken over when store */
   char ns[256];
@@ -52,6 +58,12 @@ struct pc_flight_req {
 /* Start the exchange with `sub` as its first subscriber. On error nothing
  * was started and the request's buffers are still the caller's. */
 int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
+/* A joinable exchange in flight for this key (coalescing), or NULL. */
+struct pc_flight *pc_flight_find(struct pc_worker *w, const struct pc_key *key);
+/* Attach `sub` as a follower: it first receives what already arrived, then
+ * every new event live. Returns PC_ETOOBIG past --max-followers. */
+int pc_flight_join(struct pc_flight *f, struct pc_sub *sub);
+
 /* The subscriber's client went away: no more callbacks to it. The exchange
  * goes on (its answer may still be stored). */
 void pc_flight_leave(struct pc_sub *sub);

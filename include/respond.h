@@ -22,8 +22,12 @@ void pc_respond_head(struct pc_conn *c, int status, const char *headers, size_t 
 void pc_respond_body(struct pc_conn *c, const char *p, size_t n);
 /* Terminating chunk, then finish. */
 void pc_respond_end(struct pc_conn *c);
-/* Serve a decoded entry whose bytes live in `block` (malloc'd, taken over). */
-void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s);
+/* Serve a decoded entry whose bytes live in `block` (malloc'd, taken over).
+ * An event-stream entry is replayed chunk by chunk (chunk boundaries as
+ * recorded), at once or, with `paced`, with the recorded gaps. */
+void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s, int paced);
+/* Next due chunks of a paced replay (called from the conn's timer). */
+void pc_respond_replay_step(struct pc_conn *c);
 
 const char *pc_respond_reason(int status);
 

@@ -29,6 +29,7 @@ struct wreq {
 static llhttp_settings_t settings;
 static void conn_close(struct pc_conn *c);
 static void conn_arm_timer(struct pc_conn *c);
+static void timer_cb(uv_timer_t *t);
 static void conn_parse(struct pc_conn *c);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
@@ -175,8 +176,18 @@ const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len)
 
 /* ---- request / response lifecycle ---- */
 
+void pc_held_release(struct pc_held *h) {
+  free(h->block);
+  memset(h, 0, sizeof *h);
+}
+
+void pc_conn_wait(struct pc_conn *c, uint64_t ms) { uv_timer_start(&c->timer, timer_cb, ms, 0); }
+
 static void req_reset(struct pc_conn *c) {
   struct pc_req *r = &c->req;
+  pc_held_release(&c->replay);
+  pc_held_release(&c->stale);
+  c->swallow = 0;
   pc_buf_reset(&r->target);
   pc_buf_reset(&r->hbuf);
   pc_buf_reset(&r->body);
@@ -207,6 +218,10 @@ static void conn_arm_timer(struct pc_conn *c) {
 
 static void timer_cb(uv_timer_t *t) {
   struct pc_conn *c = t->data;
+  if (c->state == PC_CONN_WORKING && c->replay.block) {
+    pc_respond_replay_step(c);
+    return;
+  }
   if (c->state == PC_CONN_READING && c->in_message) {
     c->close_after = 1;
     conn_set_state(c, PC_CONN_WORKING);
@@ -401,6 +416,8 @@ static void close_cb(uv_handle_t *h) {
   struct pc_conn *c = h->data;
   if (--c->handles_open > 0) return;
   struct pc_worker *w = c->w;
+  pc_held_release(&c->replay);
+  pc_held_release(&c->stale);
   pc_buf_free(&c->in);
   pc_buf_free(&c->req.target);
   pc_buf_free(&c->req.hbuf);

@@ -1,8 +1,11 @@
-/* flight.c — one upstream exchange and its subscribers. The flight owns the
- * request it sends, so subscribers can come and go; it records the response
- * (bytes plus chunk arrival times) and stores it when it is a complete 200 of
- * a storable request. The recording is bounded: a response larger than a
- * quarter of --max-size is passed on but not stored. */
+/* flight.c — one upstream exchange and its subscribers (single-flight).
+ * The flight owns the request it sends, so subscribers can come and go; it
+ * records the response (bytes plus chunk arrival times) so that a follower
+ * joining late first receives everything already received, then each chunk
+ * live; and it stores the recording when it is a complete 200 of a storable
+ * request (for a stream: one that reached its terminal event). The recording
+ * is bounded: past a quarter of --max-size the response is still passed on,
+ * but the flight stops accepting followers and will not be stored. */
 #include "flight.h"
 
 #include <stdio.h>
@@ -29,7 +32,9 @@ struct pc_flight {
   pc_buf store_head;  /* header lines kept in the entry */
   pc_buf record;      /* body bytes, for storing */
   pc_buf chunks;      /* struct pc_chunk array */
-  int over_limit;     /* recording gave up: do not store */
+  int over_limit;     /* recording gave up: do not store, accept no followers */
+  int head_seen;
+  size_t n_followers;
   uint64_t first_ns;
   struct pc_flight *next, *prev;
 };
@@ -105,13 +110,17 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
 static void on_head(void *ud, int status, const char *headers, size_t len) {
   struct pc_flight *f = ud;
   f->status = status;
+  f->head_seen = 1;
   filter_head(f, headers, len);
-  for (struct pc_sub *s = f->subs; s; s = s->next)
+  /* a callback may make its own subscriber leave, so step with a saved next */
+  for (struct pc_sub *s = f->subs, *next; s; s = next) {
+    next = s->next;
     s->ops->on_head(s, status, f->client_head.data ? f->client_head.data : "", f->client_head.len);
+  }
 }
 
 static void record(struct pc_flight *f, const char *p, size_t n) {
-  if (!f->req.store || f->over_limit || f->status != 200) return;
+  if (!(f->req.store || f->req.coalesce) || f->over_limit) return;
   uint64_t now = uv_hrtime();
   if (!f->first_ns) f->first_ns = now;
   struct pc_chunk c;
@@ -125,13 +134,22 @@ static void record(struct pc_flight *f, const char *p, size_t n) {
 static void on_body(void *ud, const char *p, size_t n) {
   struct pc_flight *f = ud;
   record(f, p, n);
-  for (struct pc_sub *s = f->subs; s; s = s->next) s->ops->on_body(s, p, n);
+  for (struct pc_sub *s = f->subs, *next; s; s = next) {
+    next = s->next;
+    s->ops->on_body(s, p, n);
+  }
 }
 
 static int64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int storable(const struct pc_flight *f) {
+  if (f->status != 200 || !f->req.store || f->over_limit) return 0;
+  if (!f->req.stream) return 1;
+  return pc_sse_complete(f->req.terminal, f->record.data ? f->record.data : "", f->record.len);
 }
 
 static int is_event_stream(const pc_buf *head) {
@@ -152,7 +170,7 @@ static void store(struct pc_flight *f) {
   e.headers = (struct pc_slice){f->store_head.data ? f->store_head.data : "", f->store_head.len};
   e.body = (struct pc_slice){f->record.data ? f->record.data : "", f->record.len};
   e.usage = (struct pc_slice){"", 0};
-  if (is_event_stream(&f->store_head)) {
+  if (f->req.stream || is_event_stream(&f->store_head)) {
     e.flags |= PC_ENTRY_F_SSE;
     e.chunks = (const struct pc_chunk *)f->chunks.data;
     e.n_chunks = (uint32_t)(f->chunks.len / sizeof(struct pc_chunk));
@@ -173,7 +191,7 @@ static void on_done(void *ud, int rc) {
   struct pc_flight *f = ud;
   int64_t up_us = pc_fetch_elapsed_us(f->fetch);
   f->fetch = NULL;
-  if (!rc && f->status == 200 && f->req.store && !f->over_limit) store(f);
+  if (!rc && storable(f)) store(f);
   while (f->subs) {
     struct pc_sub *s = f->subs;
     f->subs = s->next;
@@ -217,6 +235,25 @@ int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_su
   sub->next = NULL;
   f->subs = sub;
   link_flight(f);
+  return 0;
+}
+
+struct pc_flight *pc_flight_find(struct pc_worker *w, const struct pc_key *key) {
+  for (struct pc_flight *f = w->flights; f; f = f->next)
+    if (f->req.coalesce && f->fetch && !f->over_limit && !memcmp(f->req.key.b, key->b, sizeof key->b)) return f;
+  return NULL;
+}
+
+int pc_flight_join(struct pc_flight *f, struct pc_sub *sub) {
+  if (f->n_followers >= f->w->cfg->max_followers) return PC_ETOOBIG;
+  f->n_followers++;
+  sub->flight = f;
+  sub->next = f->subs;
+  f->subs = sub;
+  if (f->head_seen) {
+    sub->ops->on_head(sub, f->status, f->client_head.data ? f->client_head.data : "", f->client_head.len);
+    if (sub->flight && f->record.len) sub->ops->on_body(sub, f->record.data, f->record.len);
+  }
   return 0;
 }
 

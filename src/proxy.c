@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "canon.h"
+#include "config.h"
 #include "conn.h"
 #include "entry.h"
 #include "error.h"
@@ -21,25 +22,43 @@
 #include "respond.h"
 #include "route.h"
 #include "server.h"
+#include "sse.h"
 #include "upstream.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
 /* ---- the conn's side of a flight ---- */
 
+static int64_t wall_ms(void);
+
+/* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
 static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
   struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  if (c->stale.block && (status >= 500 || status == 429)) {
+    c->swallow = 1;
+    return;
+  }
   pc_respond_head(c, status, headers, len);
 }
 
 static void sub_body(struct pc_sub *s, const char *p, size_t n) {
-  pc_respond_body(container_of(s, struct pc_conn, sub), p, n);
+  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  if (!c->swallow) pc_respond_body(c, p, n);
+}
+
+static void serve_stale(struct pc_conn *c) {
+  struct pc_held h = c->stale;
+  memset(&c->stale, 0, sizeof c->stale);
+  int64_t now = wall_ms();
+  c->resp.cache = "STALE";
+  pc_respond_hit(c, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
 }
 
 static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
   struct pc_conn *c = container_of(s, struct pc_conn, sub);
   c->resp.upstream_us = upstream_us;
-  if (!rc) pc_respond_end(c);
+  if (c->swallow || (rc && rc != PC_ECANCELED && !c->resp.head_sent && c->stale.block)) serve_stale(c);
+  else if (!rc) pc_respond_end(c);
   else if (c->resp.head_sent) pc_conn_abort(c); /* truncated: the client must see it cut */
   else if (rc == PC_EUPTIMEOUT)
     pc_respond_error(c, 504, "upstream_timeout", "upstream did not answer within --upstream-timeout");
@@ -135,8 +154,51 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Serve from the cache if a fresh entry for exactly this request exists. */
-static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *material) {
+/* Per-request cache controls (SPEC §5). */
+struct controls {
+  int no_store, no_cache, only_if_cached, paced;
+  int64_t max_age_s; /* -1: any age */
+  int64_t ttl_ms;
+};
+
+static int parse_controls(struct pc_conn *c, struct controls *ct) {
+  size_t n;
+  const char *v = pc_req_header(&c->req, "cache-control", &n);
+  memset(ct, 0, sizeof *ct);
+  ct->max_age_s = -1;
+  ct->ttl_ms = c->w->cfg->ttl_ms;
+  ct->paced = c->w->cfg->replay_pacing_original;
+  for (const char *p = v, *end = v + (v ? n : 0); p && p < end;) {
+    while (p < end && (*p == ' ' || *p == ',')) p++;
+    const char *tok = p;
+    while (p < end && *p != ',') p++;
+    size_t tl = (size_t)(p - tok);
+    while (tl && tok[tl - 1] == ' ') tl--;
+    if (tl == 8 && !strncasecmp(tok, "no-store", 8)) ct->no_store = 1;
+    else if (tl == 8 && !strncasecmp(tok, "no-cache", 8)) ct->no_cache = 1;
+    else if (tl == 14 && !strncasecmp(tok, "only-if-cached", 14)) ct->only_if_cached = 1;
+    else if (tl > 8 && !strncasecmp(tok, "max-age=", 8)) {
+      char num[24];
+      size_t nl = tl - 8 < sizeof num - 1 ? tl - 8 : sizeof num - 1;
+      memcpy(num, tok + 8, nl);
+      num[nl] = '\0';
+      char *e;
+      long long a = strtoll(num, &e, 10);
+      if (*e || a < 0) return -1;
+      ct->max_age_s = a;
+    }
+  }
+  const char *ttl = pc_req_header(&c->req, "x-promptcache-ttl", NULL);
+  if (ttl && pc_config_parse_duration(ttl, &ct->ttl_ms)) return -2;
+  const char *pacing = pc_req_header(&c->req, "x-promptcache-pacing", NULL);
+  if (pacing) ct->paced = !strcasecmp(pacing, "original");
+  return 0;
+}
+
+/* Serve from the cache if a fresh entry for exactly this request exists. An
+ * entry that matches but is expired (or older than max-age) is kept in
+ * c->stale for stale-if-error. */
+static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *material, const struct controls *ct) {
   pc_buf val;
   struct pc_entry e;
   pc_buf_init(&val, c->w->cfg->max_size);
@@ -144,10 +206,14 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
   if (pc_entry_decode(val.data, val.len, 0, &e)) goto miss;
   if (e.request.n != material->len || memcmp(e.request.p, material->data, material->len)) goto miss;
   int64_t now = wall_ms();
-  if (e.expires_ms && now >= e.expires_ms) goto miss;
-  c->resp.cache = "HIT";
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
-  pc_respond_hit(c, pc_buf_steal(&val, NULL), &e, age);
+  if ((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && age > ct->max_age_s)) {
+    c->stale.block = pc_buf_steal(&val, NULL);
+    c->stale.e = e;
+    return 0;
+  }
+  c->resp.cache = "HIT";
+  pc_respond_hit(c, pc_buf_steal(&val, NULL), &e, age, ct->paced);
   return 1;
 miss:
   pc_buf_free(&val);
@@ -222,6 +288,53 @@ static void handle_admin(struct pc_conn *c) {
   pc_respond_error(c, 404, "not_found", "no such admin endpoint");
 }
 
+static void free_flight_req(struct pc_flight_req *fr) {
+  pc_buf_free(&fr->url);
+  pc_buf_free(&fr->material);
+}
+
+/* Attach to an identical exchange already in flight. */
+static int try_coalesce(struct pc_conn *c, struct pc_flight_req *fr) {
+  struct pc_flight *f = pc_flight_find(c->w, &fr->key);
+  if (!f) return 0;
+  c->resp.cache = "COALESCED";
+  c->sub.ops = &sub_ops;
+  if (pc_flight_join(f, &c->sub)) {
+    c->resp.cache = "MISS"; /* over --max-followers: go upstream ourselves */
+    return 0;
+  }
+  return 1;
+}
+
+/* A cacheable request: hit, coalesce, or miss (SPEC §5, §6). */
+static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr,
+                             const struct controls *ct, int stream) {
+  const struct pc_config *cfg = c->w->cfg;
+  int lookup = !ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD;
+  int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
+  if (lookup && try_hit(c, &fr->key, &fr->material, ct)) {
+    free_flight_req(fr);
+    return;
+  }
+  if (ct->only_if_cached) {
+    free_flight_req(fr);
+    c->resp.cache = "MISS";
+    pc_respond_error(c, 504, "not_cached", "Cache-Control: only-if-cached and no fresh entry is stored");
+    return;
+  }
+  c->resp.cache = ct->no_store ? "BYPASS" : ct->no_cache ? "REFRESH" : "MISS";
+  fr->store = stores && !ct->no_store;
+  fr->coalesce = !ct->no_store && !ct->no_cache;
+  fr->stream = stream;
+  fr->terminal = stream ? pc_sse_terminal_for(m->path, m->path_len) : PC_SSE_NONE;
+  fr->ttl_ms = ct->ttl_ms;
+  if (fr->coalesce && try_coalesce(c, fr)) {
+    free_flight_req(fr);
+    return;
+  }
+  start_flight(c, m, fr);
+}
+
 void pc_proxy_handle(struct pc_conn *c) {
   const struct pc_config *cfg = c->w->cfg;
   const char *target = c->req.target.data ? c->req.target.data : "";
@@ -234,27 +347,27 @@ void pc_proxy_handle(struct pc_conn *c) {
     handle_admin(c);
     return;
   }
+  struct controls ct;
+  int crc = parse_controls(c, &ct);
+  if (crc) {
+    pc_respond_error(c, 400, "bad_request",
+                     crc == -1 ? "invalid Cache-Control max-age" : "invalid X-PromptCache-TTL: expected a duration like 30s");
+    return;
+  }
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);
   pc_buf_init(&fr.material, cfg->max_body * 2 + PC_MAX_HEADER_BYTES);
-  fr.ttl_ms = cfg->ttl_ms;
-  c->resp.cache = "BYPASS";
   int stream = 0;
   if (cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len) &&
       key_request(c, &m, &fr, &stream) == 0) {
-    if (cfg->mode != PC_MODE_RECORD && try_hit(c, &fr.key, &fr.material)) {
-      pc_buf_free(&fr.url);
-      pc_buf_free(&fr.material);
-      return;
-    }
-    c->resp.cache = "MISS";
-    fr.store = !stream && (cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD);
-  } else {
-    c->resp.key[0] = '\0';
-    pc_buf_reset(&fr.material);
+    handle_cacheable(c, &m, &fr, &ct, stream);
+    return;
   }
+  c->resp.cache = "BYPASS";
+  c->resp.key[0] = '\0';
+  pc_buf_reset(&fr.material);
   start_flight(c, &m, &fr);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <uv.h>
 
 #include "conn.h"
 
@@ -159,20 +160,89 @@ void pc_respond_end(struct pc_conn *c) {
   pc_conn_finish(c);
 }
 
-void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s) {
+static int hit_head(struct pc_conn *c, const struct pc_entry *e, int64_t age_s, int chunked, pc_buf *b) {
+  int rc = head_start(b, c, e->status, e->headers.p, e->headers.n);
+  if (!rc) rc = pc_buf_printf(b, "Date: %s\r\nAge: %lld\r\n", http_date(), (long long)age_s);
+  if (!rc && chunked) rc = pc_buf_puts(b, "Transfer-Encoding: chunked\r\n\r\n");
+  else if (!rc) rc = pc_buf_printf(b, "Content-Length: %zu\r\n\r\n", e->body.n);
+  return rc;
+}
+
+/* Append chunk i of an entry's body in HTTP chunked framing. */
+static int frame_chunk(pc_buf *b, const struct pc_entry *e, uint32_t i) {
+  uint32_t start = i ? pc_entry_chunk(e, i - 1).end : 0, end = pc_entry_chunk(e, i).end;
+  if (end <= start) return 0;
+  int rc = pc_buf_printf(b, "%x\r\n", end - start);
+  if (!rc) rc = pc_buf_append(b, e->body.p + start, end - start);
+  if (!rc) rc = pc_buf_puts(b, "\r\n");
+  return rc;
+}
+
+static void write_buf(struct pc_conn *c, pc_buf *b) {
+  size_t n;
+  char *p = pc_buf_steal(b, &n);
+  if (p) pc_conn_write_own(c, p, p, n);
+}
+
+void pc_respond_replay_step(struct pc_conn *c) {
+  struct pc_held *h = &c->replay;
+  const struct pc_entry *e = &h->e;
+  uint64_t elapsed_ms = (uv_hrtime() - h->start_ns) / 1000000;
   pc_buf b;
-  pc_buf_init(&b, 512 * 1024);
-  c->resp.status = e->status;
+  pc_buf_init(&b, e->body.n + 64 * (size_t)e->n_chunks + 64);
+  while (h->next_chunk < e->n_chunks && pc_entry_chunk(e, h->next_chunk).t_ms <= elapsed_ms) {
+    frame_chunk(&b, e, h->next_chunk);
+    c->resp.bytes += pc_entry_chunk(e, h->next_chunk).end - (h->next_chunk ? pc_entry_chunk(e, h->next_chunk - 1).end : 0);
+    h->next_chunk++;
+  }
+  if (h->next_chunk < e->n_chunks) {
+    write_buf(c, &b);
+    pc_buf_free(&b);
+    pc_conn_wait(c, pc_entry_chunk(e, h->next_chunk).t_ms - elapsed_ms);
+    return;
+  }
+  pc_buf_puts(&b, "0\r\n\r\n");
+  write_buf(c, &b);
+  pc_buf_free(&b);
+  pc_held_release(h);
+  pc_conn_finish(c);
+}
+
+/* An event stream goes out as HTTP chunks matching the recorded ones. */
+static void respond_stream(struct pc_conn *c, char *block, const struct pc_entry *e, pc_buf *b, int paced) {
+  if (paced) {
+    write_buf(c, b);
+    c->replay.block = block;
+    c->replay.e = *e;
+    c->replay.next_chunk = 0;
+    c->replay.start_ns = uv_hrtime();
+    pc_respond_replay_step(c);
+    return;
+  }
+  for (uint32_t i = 0; i < e->n_chunks; i++) frame_chunk(b, e, i);
+  pc_buf_puts(b, "0\r\n\r\n");
+  c->resp.bytes = e->body.n;
+  free(block);
+  write_buf(c, b);
+  pc_conn_finish(c);
+}
+
+void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s, int paced) {
+  pc_buf b;
   int head_only = !strcmp(c->req.method, "HEAD");
-  int rc = head_start(&b, c, e->status, e->headers.p, e->headers.n);
-  if (!rc)
-    rc = pc_buf_printf(&b, "Date: %s\r\nAge: %lld\r\nContent-Length: %zu\r\n\r\n", http_date(), (long long)age_s,
-                       e->body.n);
+  int stream = (e->flags & PC_ENTRY_F_SSE) && e->n_chunks > 0 && !head_only;
+  pc_buf_init(&b, 512 * 1024 + (stream ? e->body.n + 16 * (size_t)e->n_chunks : 0));
+  c->resp.status = e->status;
   c->resp.head_sent = 1;
-  if (rc) {
+  if (hit_head(c, e, age_s, stream, &b)) {
     free(block);
     pc_buf_free(&b);
     pc_conn_abort(c);
+    return;
+  }
+  if (stream) {
+    respond_stream(c, block, e, &b, paced);
+    pc_buf_free(&b);
     return;
   }
   size_t hn;

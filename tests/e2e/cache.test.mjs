@@ -130,6 +130,24 @@ test('another API key misses under the default --key-scope credential', async (t
   const none = await chat(proxy, 'scoped');
   assert.equal(none.cache, 'MISS', 'no credential is not the same as some credential');
   assert.equal(mock.count(), 5);
+
+  const azure1 = await chat(proxy, 'scoped', { headers: { 'api-key': 'azure-key-1' } });
+  const azure1b = await chat(proxy, 'scoped', { headers: { 'api-key': 'azure-key-1' } });
+  const azure2 = await chat(proxy, 'scoped', { headers: { 'api-key': 'azure-key-2' } });
+  assert.deepEqual([azure1.cache, azure1b.cache, azure2.cache], ['MISS', 'HIT', 'MISS'], 'api-key is a credential too');
+  assert.equal(mock.count(), 7);
+});
+
+test('integers beyond 2^53 keep their digits in the key', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const mk = (n) => `{"model":"gpt-4o-mini","seed":${n},"messages":[{"role":"user","content":"big"}]}`;
+  const a = await post(proxy, '/v1/chat/completions', mk('9007199254740993'));
+  const b = await post(proxy, '/v1/chat/completions', mk('9007199254740992'));
+  const a2 = await post(proxy, '/v1/chat/completions', mk('9007199254740993'));
+  assert.deepEqual([a.cache, b.cache, a2.cache], ['MISS', 'MISS', 'HIT']);
+  assert.notEqual(a.key, b.key, '2^53+1 and 2^53 are different numbers');
+  assert.equal(mock.count(), 2);
+  assert.equal(mock.requests[0].text, mk('9007199254740993'), 'forwarded with all its digits');
 });
 
 test('another API key hits under --key-scope shared', async (t) => {
@@ -202,11 +220,11 @@ test('query parameters are part of the key in sorted order; the path is too', as
   assert.equal(mock.count(), 4);
 });
 
-test('4xx and 5xx answers are forwarded but not stored', async (t) => {
+test('4xx and 5xx answers (and any other non-200) are forwarded but not stored', async (t) => {
   const { mock, proxy } = await setup(t);
   const body = chatBody('errors are not cached');
   let n = 0;
-  for (const s of [400, 401, 404, 429, 500, 503]) {
+  for (const s of [201, 302, 400, 401, 404, 429, 500, 503]) {
     for (let i = 0; i < 2; i++) {
       const r = await post(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': `status=${s}` });
       n++;

@@ -4,6 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import path from 'node:path';
+import net from 'node:net';
 import {
   setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, tryConnect,
   makeTmpDir, requireBin, childEnv, sleep, HEX32, assertProxyError,
@@ -212,6 +213,22 @@ test('one "listening on" line per --listen; every listener serves the same cache
   assert.notEqual(proxy.ports[0], proxy.ports[1]);
   const a = await chat(proxy, 'two listeners', { port: proxy.ports[0] });
   const b = await chat(proxy, 'two listeners', { port: proxy.ports[1] });
+  assert.deepEqual([a.cache, b.cache], ['MISS', 'HIT']);
+  assert.equal(mock.count(), 1);
+});
+
+test('an IPv6 listener ([::1]:PORT) serves next to an IPv4 one', async (t) => {
+  const probe = net.createServer();
+  const v6 = await new Promise((resolve) => {
+    probe.once('error', () => resolve(false));
+    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+  });
+  if (!v6) { t.skip('no IPv6 loopback on this machine'); return; }
+  const { mock, proxy } = await setup(t, { listen: ['127.0.0.1:0', '[::1]:0'] });
+  assert.deepEqual(proxy.listeners.map((l) => l.host), ['127.0.0.1', '::1']);
+  const a = await chat(proxy, 'over ipv4', { port: proxy.listeners[0].port });
+  const b = await chat(proxy, 'over ipv4', { host: '::1', port: proxy.listeners[1].port });
+  assert.deepEqual([a.status, b.status], [200, 200]);
   assert.deepEqual([a.cache, b.cache], ['MISS', 'HIT']);
   assert.equal(mock.count(), 1);
 });

@@ -17,7 +17,7 @@ import net from 'node:net';
 export const BIN = process.env.PROMPTCACHE_BIN;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const HEX32 = /^[0-9a-f]{32}$/;
-const LISTEN_RE = /^promptcache: listening on 127\.0\.0\.1:(\d+)/;
+const LISTEN_RE = /^promptcache: listening on (127\.0\.0\.1|\[::1\]):(\d+)/;
 const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
 
 export function requireBin() {
@@ -48,7 +48,7 @@ export function makeTmpDir(t) {
  *   upstream: URL (or a mock object with .url)      default upstream
  *   args: extra argv after the defaults
  *   env: extra environment variables
- *   listen: number of `--listen 127.0.0.1:0` flags (default 1)
+ *   listen: number of `--listen 127.0.0.1:0` flags (default 1), or an array of addresses
  *   dbDir: reuse this db directory (default: <tmp>/db)
  *   bare: argv is exactly [ ...args ] (no serve/--listen/--upstream/--db added)
  */
@@ -76,7 +76,8 @@ export async function startProxy(t, opts = {}) {
     if (opts.bare) return [...(opts.args || [])];
     const upstream = typeof opts.upstream === 'string' ? opts.upstream : opts.upstream && opts.upstream.url;
     const argv = ['serve'];
-    for (let i = 0; i < (opts.listen || 1); i++) argv.push('--listen', '127.0.0.1:0');
+    const addrs = Array.isArray(opts.listen) ? opts.listen : Array(opts.listen || 1).fill('127.0.0.1:0');
+    for (const a of addrs) argv.push('--listen', a);
     if (upstream) argv.push('--upstream', upstream);
     argv.push('--db', proxy.dbDir, ...(opts.args || []));
     return argv;
@@ -107,8 +108,9 @@ export async function startProxy(t, opts = {}) {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (d) => { proxy.stdout += d; });
     proc.stderr.setEncoding('utf8');
-    const want = opts.bare ? 1 : opts.listen || 1;
+    const want = opts.bare ? 1 : Array.isArray(opts.listen) ? opts.listen.length : opts.listen || 1;
     const ports = [];
+    const listeners = [];
     const ready = new Promise((resolve, reject) => {
       let partial = '';
       const timer = setTimeout(() => reject(new Error(`proxy did not print its listening line within 10 s; argv=${JSON.stringify(argv)}\nstderr:\n${proxy.stderr}`)), 10000);
@@ -121,14 +123,15 @@ export async function startProxy(t, opts = {}) {
           partial = partial.slice(nl + 1);
           const m = LISTEN_RE.exec(line);
           if (m && ports.length < want) {
-            ports.push(Number(m[1]));
+            ports.push(Number(m[2]));
+            listeners.push({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) });
             if (ports.length === want) { clearTimeout(timer); resolve(); }
           }
         }
       });
       proxy.exited.then((st) => {
         clearTimeout(timer);
-        reject(new Error(`proxy exited before listening (code ${st.code}, signal ${st.signal}); argv=${JSON.stringify(argv)}\nstderr:\n${proxy.stderr}`));
+        reject(new Error(`proxy exited before listening (code ${st.code}, signal ${st.signal}${st.error ? `, ${st.error.message}` : ''}); argv=${JSON.stringify(argv)}\nstderr:\n${proxy.stderr}`));
       });
     });
     try {
@@ -140,6 +143,7 @@ export async function startProxy(t, opts = {}) {
       throw err;
     }
     proxy.ports = ports;
+    proxy.listeners = listeners;
     proxy.port = ports[0];
     proxy.url = `http://127.0.0.1:${proxy.port}`;
     return proxy;
@@ -225,7 +229,7 @@ export async function startProxy(t, opts = {}) {
  * One HTTP request on a fresh connection. `body` may be a string, a Buffer or an
  * object (sent as JSON). Resolves to {status, headers, body, text, json, cache, key}.
  */
-export function request(proxy, { method = 'GET', path: p = '/', headers = {}, body, port, timeoutMs = 15000 } = {}) {
+export function request(proxy, { method = 'GET', path: p = '/', headers = {}, body, port, host = '127.0.0.1', timeoutMs = 15000 } = {}) {
   let payload;
   const hdrs = { ...headers };
   if (body !== undefined && body !== null) {
@@ -240,7 +244,7 @@ export function request(proxy, { method = 'GET', path: p = '/', headers = {}, bo
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const req = http.request({
-      host: '127.0.0.1',
+      host,
       port: port || proxy.port,
       method,
       path: p,
@@ -283,8 +287,8 @@ export function chatBody(content, extra = {}) {
 }
 
 /** POST /v1/chat/completions through the proxy. */
-export function chat(proxy, content, { headers = {}, extra = {}, path: p = '/v1/chat/completions', port } = {}) {
-  return request(proxy, { method: 'POST', path: p, headers, body: chatBody(content, extra), port });
+export function chat(proxy, content, { headers = {}, extra = {}, path: p = '/v1/chat/completions', port, host } = {}) {
+  return request(proxy, { method: 'POST', path: p, headers, body: chatBody(content, extra), port, host });
 }
 
 /** Run curl; resolves to {code, stdout (Buffer), stderr (string)}. */
