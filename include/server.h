@@ -26,6 +26,7 @@ struct pc_worker {
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;
   int shutting_down;
+  int done; /* shutdown finished: the worker's handles are closing */
 };
 
 /* Run `serve` until SIGINT/SIGTERM; returns the process exit status. */

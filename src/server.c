@@ -72,18 +72,16 @@ static void on_sync(uv_timer_t *t) {
   pc_cache_sync(w->cache);
 }
 
+/* Once nothing is left to finish, close the worker's own handles so the
+ * loop ends. Runs once: later connection/flight ends are no-ops. */
 void pc_server_maybe_done(struct pc_worker *w) {
-  if (!w->shutting_down || w->conns || w->flights) return;
-  uv_signal_stop(&w->sigint);
-  uv_signal_stop(&w->sigterm);
-  uv_timer_stop(&w->sync_timer);
-  if (!uv_is_closing((uv_handle_t *)&w->sigint)) {
-    uv_close((uv_handle_t *)&w->sigint, NULL);
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sync_timer, NULL);
-    pc_upstream_destroy(w->up);
-    w->up = NULL;
-  }
+  if (!w->shutting_down || w->conns || w->flights || w->done) return;
+  w->done = 1;
+  uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->sigterm, NULL);
+  uv_close((uv_handle_t *)&w->sync_timer, NULL);
+  pc_upstream_destroy(w->up);
+  w->up = NULL;
 }
 
 static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop_t *loop) {
