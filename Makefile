@@ -19,10 +19,12 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 
 OBJ := $(BUILD)/obj
 AOBJ := $(BUILD)/asan-obj
-OBJS := $(SRCS:src/%.c=$(OBJ)/%.o) $(LLHTTP:%=$(OBJ)/llhttp_%.o)
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(OBJ)/%.o) $(LLHTTP:%=$(OBJ)/llhttp_%.o)
-AOBJS := $(SRCS:src/%.c=$(AOBJ)/%.o) $(LLHTTP:%=$(AOBJ)/llhttp_%.o)
-ALIB_OBJS := $(LIB_SRCS:src/%.c=$(AOBJ)/%.o) $(LLHTTP:%=$(AOBJ)/llhttp_%.o)
+# assets/* are embedded by src/assets.S (.incbin).
+ASSETS := $(wildcard assets/*)
+OBJS := $(SRCS:src/%.c=$(OBJ)/%.o) $(LLHTTP:%=$(OBJ)/llhttp_%.o) $(OBJ)/assets.o
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(OBJ)/%.o) $(LLHTTP:%=$(OBJ)/llhttp_%.o) $(OBJ)/assets.o
+AOBJS := $(SRCS:src/%.c=$(AOBJ)/%.o) $(LLHTTP:%=$(AOBJ)/llhttp_%.o) $(AOBJ)/assets.o
+ALIB_OBJS := $(LIB_SRCS:src/%.c=$(AOBJ)/%.o) $(LLHTTP:%=$(AOBJ)/llhttp_%.o) $(AOBJ)/assets.o
 
 .PHONY: all run test unit e2e asan bench lint install clean deps deps-test
 
@@ -44,6 +46,14 @@ $(BUILD)/.deps-test: scripts/deps.sh
 $(OBJ)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/.deps-build
 	@mkdir -p $(OBJ)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(OBJ)/assets.o: src/assets.S $(ASSETS) | $(BUILD)/.deps-build
+	@mkdir -p $(OBJ)
+	$(CC) -c $< -o $@
+
+$(AOBJ)/assets.o: src/assets.S $(ASSETS) | $(BUILD)/.deps-build
+	@mkdir -p $(AOBJ)
+	$(CC) -c $< -o $@
 
 # llhttp's generated sources warn under -Wextra: compile them with their own flags.
 $(OBJ)/llhttp_%.o: | $(BUILD)/.deps-build

@@ -44,12 +44,21 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
  * in a completely full map it can fail). */
 int pc_cache_del(pc_cache *c, const uint8_t key[16]);
 
+/* Delete n 16-byte keys (packed) in one write transaction; missing keys are
+ * skipped. *deleted gets how many existed. */
+int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *deleted);
+
 /* Walk every entry in key order inside one read transaction. The callback
  * gets borrowed bytes valid only during the call; returning non-zero stops the
  * walk and that value is returned. The callback must not call back into the
  * cache, and should be quick: the walk's snapshot pins pages until it ends. */
 typedef int (*pc_cache_iter_fn)(void *ud, const uint8_t key[16], const void *val, size_t len);
 int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud);
+
+/* Small named records in the "meta" database (e.g. "totals"). get returns
+ * 0 or PC_ENOTFOUND; the name "secret" is reserved. */
+int pc_cache_meta_get(pc_cache *c, const char *name, pc_buf *out);
+int pc_cache_meta_put(pc_cache *c, const char *name, const void *val, size_t len);
 
 /* Entries and bytes in use: the branch, leaf and overflow pages of the
  * "entries" and "meta" DBs × page size (live data; falls after deletes). */

@@ -14,6 +14,7 @@
 #include "flight.h"
 #include "entry.h"
 #include "key.h"
+#include "stats.h"
 
 #define PC_MAX_HEADER_BYTES (64 * 1024)
 #define PC_MAX_HEADERS 256
@@ -48,6 +49,11 @@ struct pc_req {
 
 struct pc_resp {
   int status;
+  const char *route;   /* for stats: route prefix, "" default */
+  char model[96];      /* for stats: the request's model, if known */
+  struct pc_usage usage; /* tokens of the entry served (HIT/STALE/COALESCED) */
+  int err_class;       /* enum pc_err_class or -1 */
+  int replay_miss;
   const char *cache; /* X-PromptCache-Status value, or NULL for none */
   char key[PC_KEY_HEX_LEN + 1];
   int head_sent;

@@ -28,10 +28,13 @@ struct pc_sub_ops {
   void (*on_end)(struct pc_sub *s, int rc, int64_t upstream_us);
 };
 
+#include "stats.h"
+
 struct pc_sub {
   const struct pc_sub_ops *ops;
   struct pc_flight *flight;
   struct pc_sub *next;
+  struct pc_usage usage; /* set before on_end: tokens of the response */
 };
 
 /* Where a stored stream must end (see sse.h); PC_SSE_NONE for plain JSON. */

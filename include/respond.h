@@ -15,8 +15,8 @@ struct pc_conn;
 
 /* {"error":{"message":...,"type":"promptcache_error","code":...}}, then finish. */
 void pc_respond_error(struct pc_conn *c, int status, const char *code, const char *msg);
-/* A small JSON body with status (admin endpoints), then finish. */
-void pc_respond_json(struct pc_conn *c, int status, const char *json, size_t len);
+/* A complete body with its content type (admin endpoints), then finish. */
+void pc_respond_content(struct pc_conn *c, int status, const char *ctype, const char *body, size_t len);
 /* Head of a passed-through response; the body follows chunked. */
 void pc_respond_head(struct pc_conn *c, int status, const char *headers, size_t len);
 void pc_respond_body(struct pc_conn *c, const char *p, size_t n);

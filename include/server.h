@@ -27,6 +27,7 @@ struct pc_worker {
   uv_timer_t sync_timer;
   int shutting_down;
   int done; /* shutdown finished: the worker's handles are closing */
+  unsigned ticks; /* sync timer ticks */
 };
 
 /* Run `serve` until SIGINT/SIGTERM; returns the process exit status. */

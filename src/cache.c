@@ -282,6 +282,51 @@ out:
   return map_err(m);
 }
 
+int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *deleted) {
+  MDB_txn *txn = NULL;
+  size_t done = 0;
+  int m = txn_begin(c, 0, &txn);
+  for (size_t i = 0; !m && i < n; i++) {
+    MDB_val k = key_val(keys + 16 * i);
+    m = mdb_del(txn, c->entries, &k, NULL);
+    if (m == MDB_NOTFOUND) m = 0; /* deleted meanwhile by another process */
+    else if (!m) done++;
+  }
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  if (deleted) *deleted = m ? 0 : done;
+  return map_err(m);
+}
+
+/* ---- small named records in "meta" ---------------------------------- */
+
+int pc_cache_meta_get(pc_cache *c, const char *name, pc_buf *out) {
+  MDB_txn *txn;
+  MDB_val k = {strlen(name), (void *)name}, v;
+  int rc = rtxn_acquire(c, &txn);
+  if (rc) return rc;
+  rc = map_err(mdb_get(txn, c->meta, &k, &v));
+  if (rc == 0) {
+    pc_buf_reset(out);
+    rc = pc_buf_append(out, v.mv_data, v.mv_size);
+  }
+  rtxn_release(c);
+  return rc;
+}
+
+int pc_cache_meta_put(pc_cache *c, const char *name, const void *val, size_t len) {
+  MDB_txn *txn = NULL;
+  MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)val};
+  int m = txn_begin(c, 0, &txn);
+  if (m) goto out;
+  m = mdb_put(txn, c->meta, &k, &v, 0);
+  if (m) goto out;
+  m = txn_commit(&txn);
+out:
+  txn_abort(&txn);
+  return map_err(m);
+}
+
 /* ---- the secret ----------------------------------------------------- */
 
 /* PC_ENOTFOUND when absent; a record of the wrong size is corruption, not a

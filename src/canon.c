@@ -26,8 +26,10 @@
  * How (the key is computed on every cacheable request, so this is hot):
  *  one pass builds a flat node array (pre-order, siblings linked by index);
  *  strings stay as pointers into the input unless they hold an escape that is
- *  not already canonical, in which case they are decoded into one scratch area
- *  sized so that it never moves; object members are sorted by index when the
+ *  not already canonical (then values are re-escaped canonically, and keys
+ *  with any escape unescaped, into one scratch area sized so that it never
+ *  moves), so most text is validated once and copied once; object members
+ *  are sorted by index when the
  *  object closes (already-sorted objects cost one comparison per member); then
  *  an iterative walk writes the output with bulk copies. Parsing and writing
  *  use explicit stacks bounded by PC_CANON_MAX_DEPTH: no recursion. There is no
@@ -48,8 +50,9 @@
 enum node_type { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ };
 
 enum node_flag {
-  F_DECODED = 1, /* string content lives in the scratch area, unescaped */
-  F_RAWESC = 2,  /* string content is raw input whose escapes are already canonical */
+  F_SCRATCH = 1, /* string content lives in the scratch area, not in the input */
+  F_ESCAPED = 2, /* string content is canonical escaped text (written verbatim);
+                    otherwise it is unescaped bytes */
   F_INTLIT = 4,  /* number is an integer literal: u.s is its text */
   F_IGNORED = 8, /* removed by an ignore pointer (set on the member's key node) */
 };
@@ -76,9 +79,9 @@ struct member {
 };
 
 struct frame {
-  uint32_t node;  /* the open container */
-  uint32_t last;  /* arrays: last element linked so far */
-  size_t mbase;   /* objects: first member of this object on the member stack */
+  uint32_t node; /* the open container */
+  uint32_t last; /* arrays: last element linked so far */
+  size_t mbase;  /* objects: first member of this object on the member stack */
   uint8_t obj;
   uint8_t has_items;
 };
@@ -87,7 +90,7 @@ struct parser {
   const char *in, *p, *end;
   struct node *nodes;
   uint32_t n_nodes, cap_nodes;
-  char *scratch; /* decoded strings; sized to the rest of the input when first needed */
+  char *scratch; /* rewritten strings; sized to the rest of the input when first needed */
   size_t scratch_len;
   struct member *mem; /* members of every open object, innermost last */
   size_t n_mem, cap_mem;
@@ -151,22 +154,21 @@ static const unsigned char *utf8_next(const unsigned char *p, const unsigned cha
   return NULL; /* stray continuation, C0/C1 overlong lead, F5..FF */
 }
 
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+/* Hex digit value + 1 (0: not a hex digit); a table because \u escapes are
+ * frequent in ASCII-only bodies. */
+static const unsigned char hex1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+static int hexval(unsigned char c) { return hex1[c] - 1; }
 
 /* Four hex digits at p (caller checked they are in bounds), or -1. */
 static long hex4(const unsigned char *p) {
-  long v = 0;
-  for (int i = 0; i < 4; i++) {
-    int h = hexval(p[i]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
+  int a = hex1[p[0]], b = hex1[p[1]], c = hex1[p[2]], d = hex1[p[3]];
+  if (!a || !b || !c || !d) return -1;
+  return ((long)(a - 1) << 12) | ((b - 1) << 8) | ((c - 1) << 4) | (d - 1);
 }
 
 /* The one-letter escape of a control byte, or 0 when it needs \u00xx. */
@@ -212,8 +214,8 @@ static int escape_keeps(const unsigned char *p, const unsigned char *e) {
 enum { ESC_NONE, ESC_CANONICAL, ESC_DECODE };
 
 /* Validate a string body starting after its opening quote. On ESC_NONE or
- * ESC_CANONICAL, *q is the closing quote; ESC_DECODE means an escape that is
- * not canonical was met and the caller must decode from the start. */
+ * ESC_CANONICAL, *q is the closing quote; on ESC_DECODE it is the first escape
+ * that is not canonical (everything before it is valid and canonical). */
 static int scan_str(const unsigned char *p, const unsigned char *e, const unsigned char **q,
                     int *esc) {
   *esc = ESC_NONE;
@@ -235,6 +237,7 @@ static int scan_str(const unsigned char *p, const unsigned char *e, const unsign
     int step = escape_keeps(p, e);
     if (!step) {
       *esc = ESC_DECODE; /* `\/`, another \u, or invalid: the decoder decides */
+      *q = p;
       return 0;
     }
     *esc = ESC_CANONICAL;
@@ -305,28 +308,80 @@ static int decode_escape(const unsigned char **pp, const unsigned char *e, char 
   return 0;
 }
 
-/* Unescape and validate a string body (after the opening quote) into dst, which
- * must hold as many bytes as the escaped body (unescaping never grows text). */
-static int decode_str(const unsigned char *p, const unsigned char *e, char *dst, size_t *dlen,
-                      const unsigned char **q) {
+/* The canonical escape of a byte that needs one, at d; returns the new end. */
+static char *put_escape(char *d, unsigned char c) {
+  static const char hex[] = "0123456789abcdef";
+  *d++ = '\\';
+  if (c >= 0x20) {
+    *d++ = (char)c; /* `"` or `\` */
+  } else if (short_escape(c)) {
+    *d++ = short_escape(c);
+  } else {
+    memcpy(d, "u00", 3);
+    d[3] = hex[c >> 4];
+    d[4] = hex[c & 15];
+    d += 5;
+  }
+  return d;
+}
+
+static int needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+/* Copy the plain run at *pp to *dp, stopping at the next special byte (see
+ * find_special) or e. Whole 16-byte vectors are stored: callers guarantee the
+ * destination never gets ahead of the source and has room for the rest of the
+ * source, so the stores stay in bounds. */
+static void copy_plain(const unsigned char **pp, const unsigned char *e, char **dp) {
+  const unsigned char *p = *pp;
+  char *d = *dp;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (e - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                             _mm_cmplt_epi8(v, space));
+    _mm_storeu_si128((__m128i *)(void *)d, v);
+    int mask = _mm_movemask_epi8(m);
+    if (mask) {
+      int k = __builtin_ctz((unsigned)mask);
+      *pp = p + k;
+      *dp = d + k;
+      return;
+    }
+    p += 16;
+    d += 16;
+  }
+#endif
+  while (p < e && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) *d++ = (char)*p++;
+  *pp = p;
+  *dp = d;
+}
+
+/* Validate a string body from p up to its closing quote (*q) and write it to
+ * dst either unescaped (to compare keys) or re-escaped canonically (values:
+ * then the writer only copies it). Neither form is longer than the input text,
+ * so dst needs room for the rest of the input from p (see copy_plain). */
+static int decode_str(const unsigned char *p, const unsigned char *e, char *dst, int canonical,
+                      size_t *dlen, const unsigned char **q) {
   char *d = dst;
-  const unsigned char *run = p;
   for (;;) {
-    p = find_special(p, e);
+    copy_plain(&p, e, &d);
     if (p == e) return PC_EJSON;
     unsigned char c = *p;
     if (c >= 0x80) {
-      p = utf8_next(p, e);
-      if (!p) return PC_EUTF8;
+      const unsigned char *n = utf8_next(p, e);
+      if (!n) return PC_EUTF8;
+      while (p < n) *d++ = (char)*p++;
       continue;
     }
-    memcpy(d, run, (size_t)(p - run));
-    d += p - run;
     if (c == '"') break;
     if (c < 0x20) return PC_EJSON;
+    char *at = d;
     int rc = decode_escape(&p, e, &d);
     if (rc) return rc;
-    run = p;
+    if (canonical && d - at == 1 && needs_escape((unsigned char)*at))
+      d = put_escape(at, (unsigned char)*at);
   }
   *dlen = (size_t)(d - dst);
   *q = p;
@@ -417,8 +472,10 @@ static size_t normalize_g(const char *s, char *d) {
     char c = *s++;
     if (c == 'e') {
       d[n++] = 'e';
-      if (*s == '+') s++;
-      else if (*s == '-') d[n++] = *s++;
+      if (*s == '+')
+        s++;
+      else if (*s == '-')
+        d[n++] = *s++;
       while (*s == '0' && s[1]) s++;
     } else if ((c >= '0' && c <= '9') || c == '-') {
       d[n++] = c;
@@ -474,40 +531,52 @@ static void link_child(struct parser *ps, uint32_t idx) {
   if (ps->depth == 0) return;
   struct frame *f = &ps->stack[ps->depth - 1];
   if (f->obj) return;
-  if (f->last) ps->nodes[f->last].next = idx;
-  else ps->nodes[f->node].u.first = idx;
+  if (f->last)
+    ps->nodes[f->last].next = idx;
+  else
+    ps->nodes[f->node].u.first = idx;
   f->last = idx;
 }
 
 static const char *str_ptr(const struct parser *ps, const struct node *n) {
-  return (n->flags & F_DECODED ? ps->scratch : ps->in) + n->u.s.off;
+  return (n->flags & F_SCRATCH ? ps->scratch : ps->in) + n->u.s.off;
 }
 
 /* ---------- parsing ---------- */
 
-/* Decode a string into the scratch area. The area is sized to the rest of the
- * input the first time: every later decoded string fits, so it never moves and
- * member keys can point into it. */
-static int decode_into_scratch(struct parser *ps, const unsigned char *s, struct node *n) {
-  if (!ps->scratch) {
-    ps->scratch = malloc((size_t)(ps->end - (const char *)s) + 1);
-    if (!ps->scratch) return PC_ENOMEM;
-  }
+/* The scratch area receives strings that must be rewritten. It is sized to
+ * the rest of the input the first time: rewriting never makes text longer, so
+ * every later string fits, it never moves, and member keys can point into it. */
+static int ensure_scratch(struct parser *ps, const unsigned char *from) {
+  if (ps->scratch) return 0;
+  ps->scratch = malloc((size_t)(ps->end - (const char *)from) + 1);
+  return ps->scratch ? 0 : PC_ENOMEM;
+}
+
+/* A key with escapes is unescaped from its start (s); a value keeps its
+ * already-canonical prefix [s, stop) and is re-escaped from stop on. */
+static int rewrite_string(struct parser *ps, const unsigned char *s, const unsigned char *stop,
+                          int is_key, struct node *n) {
+  int rc = ensure_scratch(ps, s);
+  if (rc) return rc;
+  char *d = ps->scratch + ps->scratch_len;
+  size_t keep = is_key ? 0 : (size_t)(stop - s);
+  memcpy(d, s, keep);
   size_t dlen;
   const unsigned char *q;
-  int rc = decode_str(s, (const unsigned char *)ps->end, ps->scratch + ps->scratch_len, &dlen, &q);
+  rc = decode_str(s + keep, (const unsigned char *)ps->end, d + keep, !is_key, &dlen, &q);
   if (rc) return rc;
-  n->flags = F_DECODED;
+  n->flags = is_key ? F_SCRATCH : F_SCRATCH | F_ESCAPED;
   n->u.s.off = (uint32_t)ps->scratch_len;
-  n->u.s.len = (uint32_t)dlen;
-  ps->scratch_len += dlen;
+  n->u.s.len = (uint32_t)(keep + dlen);
+  ps->scratch_len += keep + dlen;
   ps->p = (const char *)q + 1;
   return 0;
 }
 
-/* A string at ps->p (its opening quote) into node idx. Keys are always
- * unescaped (they are compared); values whose escapes are already canonical
- * are kept raw and copied verbatim. */
+/* A string at ps->p (its opening quote) into node idx. Keys are unescaped
+ * (they are compared); values are kept as canonical escaped text, straight
+ * from the input when it already is. */
 static int parse_string(struct parser *ps, uint32_t idx, int is_key) {
   const unsigned char *s = (const unsigned char *)ps->p + 1;
   const unsigned char *q;
@@ -515,8 +584,9 @@ static int parse_string(struct parser *ps, uint32_t idx, int is_key) {
   int rc = scan_str(s, (const unsigned char *)ps->end, &q, &esc);
   if (rc) return rc;
   struct node *n = &ps->nodes[idx];
-  if (esc == ESC_DECODE || (esc == ESC_CANONICAL && is_key)) return decode_into_scratch(ps, s, n);
-  n->flags = esc == ESC_CANONICAL ? F_RAWESC : 0;
+  if (esc == ESC_DECODE || (esc == ESC_CANONICAL && is_key))
+    return rewrite_string(ps, s, q, is_key, n);
+  n->flags = esc == ESC_CANONICAL ? F_ESCAPED : 0;
   n->u.s.off = (uint32_t)((const char *)s - ps->in);
   n->u.s.len = (uint32_t)(q - s);
   ps->p = (const char *)q + 1;
@@ -660,7 +730,8 @@ static int merge_sort(struct parser *ps, struct member *m, size_t n) {
     ps->tmp = t;
     ps->cap_tmp = n;
   }
-  for (size_t i = 0; i < n; i += SORT_RUN) insertion_sort(m + i, n - i < SORT_RUN ? n - i : SORT_RUN);
+  for (size_t i = 0; i < n; i += SORT_RUN)
+    insertion_sort(m + i, n - i < SORT_RUN ? n - i : SORT_RUN);
   struct member *src = m, *dst = ps->tmp;
   for (size_t w = SORT_RUN; w < n; w *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * w) {
@@ -684,8 +755,10 @@ static int close_object(struct parser *ps, const struct frame *f) {
   size_t i = 1;
   while (i < n && key_cmp(&m[i - 1], &m[i]) < 0) i++;
   if (i < n) {
-    if (n <= SORT_RUN) insertion_sort(m, n);
-    else if (merge_sort(ps, m, n)) return PC_ENOMEM;
+    if (n <= SORT_RUN)
+      insertion_sort(m, n);
+    else if (merge_sort(ps, m, n))
+      return PC_ENOMEM;
     for (i = 1; i < n; i++)
       if (key_cmp(&m[i - 1], &m[i]) == 0) return PC_EDUPKEY;
   }
@@ -809,13 +882,15 @@ static int copy_model(const struct parser *ps, const struct node *v, char *dst, 
   const char *s = str_ptr(ps, v);
   size_t n = v->u.s.len;
   char *tmp = NULL;
-  if (v->flags & F_RAWESC) { /* kept escaped for the writer: unescape a copy */
+  if (v->flags & F_ESCAPED) { /* kept escaped for the writer: unescape a copy */
     const unsigned char *q;
-    tmp = malloc(n + 1);
+    tmp = malloc(2 * n + 2); /* the text and its closing quote, then room to decode */
     if (!tmp) return PC_ENOMEM;
-    const unsigned char *u = (const unsigned char *)s;
-    if (decode_str(u, u + n + 1, tmp, &n, &q)) n = 0; /* cannot fail: validated */
-    s = tmp;
+    memcpy(tmp, s, n);
+    tmp[n] = '"'; /* the decoder stops at the closing quote */
+    const unsigned char *u = (const unsigned char *)tmp;
+    s = tmp + n + 1;
+    if (decode_str(u, u + n + 1, tmp + n + 1, 0, &n, &q)) n = 0; /* cannot fail: validated */
   }
   size_t k = n < cap - 1 ? n : cap - 1;
   while (k > 0 && k < n && is_cont((unsigned char)s[k])) k--;
@@ -867,8 +942,6 @@ static int out_byte(pc_buf *b, char c) {
   return 0;
 }
 
-static int needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
-
 static size_t escaped_len(const unsigned char *s, size_t n) {
   size_t len = n;
   for (size_t i = 0; i < n; i++) {
@@ -878,43 +951,31 @@ static size_t escaped_len(const unsigned char *s, size_t n) {
   return len;
 }
 
-/* Unescaped bytes → minimal escapes, copying unescaped runs in bulk. */
+/* Unescaped bytes → minimal escapes (only keys take this path; they are short). */
 static char *put_escaped(char *d, const unsigned char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   const unsigned char *run = s, *e = s + n;
   for (const unsigned char *p = s; p < e; p++) {
-    unsigned char c = *p;
-    if (!needs_escape(c)) continue;
+    if (!needs_escape(*p)) continue;
     memcpy(d, run, (size_t)(p - run));
-    d += p - run;
+    d = put_escape(d + (p - run), *p);
     run = p + 1;
-    *d++ = '\\';
-    if (c >= 0x20) {
-      *d++ = (char)c;
-    } else if (short_escape(c)) {
-      *d++ = short_escape(c);
-    } else {
-      memcpy(d, "u00", 3);
-      d[3] = hex[c >> 4];
-      d[4] = hex[c & 15];
-      d += 5;
-    }
   }
   memcpy(d, run, (size_t)(e - run));
   return d + (e - run);
 }
 
-/* Raw strings (no escapes, or only canonical ones) are copied verbatim;
- * decoded ones are escaped again. */
+/* Escaped text and raw input without escapes are copied verbatim; unescaped
+ * scratch text (keys) is escaped again. */
 static int write_string(const struct parser *ps, const struct node *n, pc_buf *b) {
   const unsigned char *s = (const unsigned char *)str_ptr(ps, n);
   size_t len = n->u.s.len;
-  size_t need = (n->flags & F_DECODED ? escaped_len(s, len) : len) + 2;
+  int unescaped = (n->flags & (F_SCRATCH | F_ESCAPED)) == F_SCRATCH;
+  size_t need = (unescaped ? escaped_len(s, len) : len) + 2;
   int rc = room(b, need);
   if (rc) return rc;
   char *d = b->data + b->len;
   *d++ = '"';
-  if (n->flags & F_DECODED) {
+  if (unescaped) {
     d = put_escaped(d, s, len);
   } else {
     memcpy(d, s, len);

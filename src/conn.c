@@ -200,6 +200,8 @@ static void req_reset(struct pc_conn *c) {
   r->method[0] = '\0';
   memset(&c->resp, 0, sizeof c->resp);
   c->resp.upstream_us = -1;
+  c->resp.err_class = -1;
+  c->resp.route = "";
   c->in_message = 0;
 }
 
@@ -367,7 +369,25 @@ void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n) {
   pc_conn_write_own(c, block, block, n);
 }
 
+static enum pc_outcome outcome_of(const struct pc_resp *r) {
+  static const char *const names[] = {"HIT", "MISS", "COALESCED", "BYPASS", "REFRESH", "STALE"};
+  if (r->replay_miss) return PC_OUT_REPLAY_MISS;
+  for (int i = 0; r->cache && i < 6; i++)
+    if (!strcmp(r->cache, names[i])) return (enum pc_outcome)i;
+  return PC_OUT_ADMIN;
+}
+
+static void record_stats(struct pc_conn *c, int64_t total_us) {
+  struct pc_stats_req s = {.outcome = outcome_of(&c->resp), .route = c->resp.route, .model = c->resp.model,
+                           .status = c->resp.status, .upstream_us = c->resp.upstream_us, .total_us = total_us,
+                           .bytes = c->resp.bytes, .usage = c->resp.usage, .err_class = c->resp.err_class};
+  if (s.err_class < 0 && c->resp.status >= 400 && c->resp.status < 500 && c->resp.upstream_us < 0)
+    s.err_class = PC_ERRC_CLIENT;
+  pc_stats_record(&s);
+}
+
 static void log_request(struct pc_conn *c) {
+  record_stats(c, (int64_t)((uv_hrtime() - c->req.start_ns) / 1000));
   struct pc_access a = {
       .method = c->req.method[0] ? c->req.method : "-",
       .path = c->req.target.data ? c->req.target.data : "-",

@@ -35,6 +35,7 @@ struct pc_flight {
   int over_limit;     /* recording gave up: do not store, accept no followers */
   int head_seen;
   size_t n_followers;
+  struct pc_usage usage;
   uint64_t first_ns;
   struct pc_flight *next, *prev;
 };
@@ -169,7 +170,10 @@ static void store(struct pc_flight *f) {
   e.model = (struct pc_slice){f->req.model, strlen(f->req.model)};
   e.headers = (struct pc_slice){f->store_head.data ? f->store_head.data : "", f->store_head.len};
   e.body = (struct pc_slice){f->record.data ? f->record.data : "", f->record.len};
-  e.usage = (struct pc_slice){"", 0};
+  pc_buf usage;
+  pc_buf_init(&usage, 512);
+  pc_usage_write(&f->usage, &usage);
+  e.usage = (struct pc_slice){usage.data ? usage.data : "", usage.len};
   if (f->req.stream || is_event_stream(&f->store_head)) {
     e.flags |= PC_ENTRY_F_SSE;
     e.chunks = (const struct pc_chunk *)f->chunks.data;
@@ -185,18 +189,23 @@ static void store(struct pc_flight *f) {
     pc_log_warn("store failed for key %s: %s", hex, pc_strerror(rc));
   }
   pc_buf_free(&enc);
+  pc_buf_free(&usage);
 }
 
 static void on_done(void *ud, int rc) {
   struct pc_flight *f = ud;
   int64_t up_us = pc_fetch_elapsed_us(f->fetch);
   f->fetch = NULL;
+  if (!rc && f->status == 200 && !f->over_limit && (f->req.store || f->n_followers))
+    pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len,
+                       f->req.stream || is_event_stream(&f->client_head), &f->usage);
   if (!rc && storable(f)) store(f);
   while (f->subs) {
     struct pc_sub *s = f->subs;
     f->subs = s->next;
     s->flight = NULL;
     s->next = NULL;
+    s->usage = f->usage;
     s->ops->on_end(s, rc, up_us);
   }
   flight_free(f);

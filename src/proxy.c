@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "admin.h"
 #include "cache.h"
 #include "canon.h"
 #include "config.h"
@@ -34,6 +35,9 @@ static int64_t wall_ms(void);
 /* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
 static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
   struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  if (status == 429) c->resp.err_class = PC_ERRC_UPSTREAM_429;
+  else if (status >= 500) c->resp.err_class = PC_ERRC_UPSTREAM_5XX;
+  else if (status >= 400) c->resp.err_class = PC_ERRC_UPSTREAM_4XX;
   if (c->stale.block && (status >= 500 || status == 429)) {
     c->swallow = 1;
     return;
@@ -51,12 +55,17 @@ static void serve_stale(struct pc_conn *c) {
   memset(&c->stale, 0, sizeof c->stale);
   int64_t now = wall_ms();
   c->resp.cache = "STALE";
+  pc_usage_read(h.e.usage.p, h.e.usage.n, &c->resp.usage);
   pc_respond_hit(c, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
 }
 
 static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
   struct pc_conn *c = container_of(s, struct pc_conn, sub);
   c->resp.upstream_us = upstream_us;
+  if (!strcmp(c->resp.cache, "COALESCED")) c->resp.usage = s->usage;
+  if (rc == PC_EUPCONNECT) c->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
+  else if (rc == PC_EUPTIMEOUT) c->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
+  else if (rc == PC_EUPPROTO) c->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
   if (c->swallow || (rc && rc != PC_ECANCELED && !c->resp.head_sent && c->stale.block)) serve_stale(c);
   else if (!rc) pc_respond_end(c);
   else if (c->resp.head_sent) pc_conn_abort(c); /* truncated: the client must see it cut */
@@ -271,21 +280,11 @@ static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct
     copy_str(fr->route, sizeof fr->route, m->route, strlen(m->route));
     copy_str(fr->path, sizeof fr->path, m->path, m->path_len);
     copy_str(fr->model, sizeof fr->model, info.model, strlen(info.model));
+    copy_str(c->resp.model, sizeof c->resp.model, info.model, strlen(info.model));
     *stream = info.stream;
   }
   pc_buf_free(&canon);
   return rc;
-}
-
-static void handle_admin(struct pc_conn *c) {
-  const char *t = c->req.target.data;
-  c->resp.cache = NULL;
-  if (!strcmp(t, "/_promptcache/health") || !strncmp(t, "/_promptcache/health?", 21)) {
-    static const char ok[] = "{\"status\":\"ok\"}\n";
-    pc_respond_json(c, 200, ok, sizeof ok - 1);
-    return;
-  }
-  pc_respond_error(c, 404, "not_found", "no such admin endpoint");
 }
 
 static void free_flight_req(struct pc_flight_req *fr) {
@@ -343,8 +342,9 @@ void pc_proxy_handle(struct pc_conn *c) {
     pc_respond_error(c, 400, "bad_request", "request target must be a path (origin-form)");
     return;
   }
-  if (!strncmp(target, "/_promptcache/", 14) || !strcmp(target, "/_promptcache")) {
-    handle_admin(c);
+  if (!strncmp(target, "/_promptcache/", 14) || !strcmp(target, "/_promptcache") ||
+      !strncmp(target, "/_promptcache?", 14)) {
+    pc_admin_handle(c);
     return;
   }
   struct controls ct;
@@ -356,6 +356,7 @@ void pc_proxy_handle(struct pc_conn *c) {
   }
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
+  c->resp.route = m.route;
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);

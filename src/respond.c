@@ -121,8 +121,8 @@ void pc_respond_error(struct pc_conn *c, int status, const char *code, const cha
   pc_buf_free(&b);
 }
 
-void pc_respond_json(struct pc_conn *c, int status, const char *json, size_t len) {
-  send_fixed(c, status, "application/json", json, len);
+void pc_respond_content(struct pc_conn *c, int status, const char *ctype, const char *body, size_t len) {
+  send_fixed(c, status, ctype, body, len);
 }
 
 void pc_respond_head(struct pc_conn *c, int status, const char *headers, size_t len) {

@@ -9,10 +9,12 @@
 
 #include <curl/curl.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "error.h"
 #include "flight.h"
 #include "log.h"
+#include "stats.h"
 #include "upstream.h"
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -67,9 +69,11 @@ static void on_signal(uv_signal_t *s, int signum) {
   begin_shutdown(w);
 }
 
+/* Once a second: fsync (periodic mode); every 10 s: persist lifetime totals. */
 static void on_sync(uv_timer_t *t) {
   struct pc_worker *w = t->data;
-  pc_cache_sync(w->cache);
+  if (++w->ticks % 10 == 0) pc_stats_save_lifetime(w->cache);
+  if (!w->cfg->sync_batch) pc_cache_sync(w->cache);
 }
 
 /* Once nothing is left to finish, close the worker's own handles so the
@@ -94,6 +98,7 @@ static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop
     return rc;
   }
   rc = pc_cache_secret(w->cache, w->secret);
+  if (!rc) rc = pc_stats_load_lifetime(w->cache);
   if (!rc) rc = pc_upstream_create(loop, cfg, &w->up);
   if (rc) {
     fprintf(stderr, "promptcache: cannot initialise: %s\n", pc_strerror(rc));
@@ -111,7 +116,7 @@ static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_timer_init(loop, &w->sync_timer);
   w->sync_timer.data = w;
-  if (!cfg->sync_batch) uv_timer_start(&w->sync_timer, on_sync, 1000, 1000);
+  uv_timer_start(&w->sync_timer, on_sync, 1000, 1000);
   return 0;
 }
 
@@ -129,6 +134,9 @@ int pc_server_run(const struct pc_config *cfg) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   pc_log_init(cfg->log_json);
+  if (pc_stats_init(cfg)) return 2;
+  if (!pc_admin_open(cfg))
+    pc_log_warn("listening on a non-loopback address without --admin-token: only /_promptcache/health is served");
   int rc = worker_init(&w, cfg, &loop);
   if (!rc) {
     if (cfg->n_listen) uv_run(&loop, UV_RUN_DEFAULT);
@@ -139,7 +147,10 @@ int pc_server_run(const struct pc_config *cfg) {
   uv_walk(&loop, close_walk, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  if (w.cache) pc_cache_close(w.cache);
+  if (w.cache) {
+    pc_stats_save_lifetime(w.cache);
+    pc_cache_close(w.cache);
+  }
   curl_global_cleanup();
   if (!rc) pc_log_info("promptcache: stopped");
   return rc ? (rc == PC_EINVAL ? 2 : 1) : 0;

@@ -65,6 +65,7 @@ test('reordered / re-spaced JSON and other spellings of the same values hit the 
     '{\n  "messages" : [ { "content" : "café au lait/ok", "role" : "user" } ],\n\t"n":1, "max_tokens": 16,\r\n "temperature": 1.0, "model": "gpt-4o-mini" }\n',
     String.raw`{"n":1.0,"temperature":1e0,"model":"gpt-4o-mini","max_tokens":1.6e1,"messages":[{"role":"user","content":"caf\u00e9 au lait\/ok"}]}`,
     String.raw`{"max_tokens":16,"n":10e-1,"messages":[{"role":"\u0075ser","content":"caf\u00E9 au lait/ok"}],"model":"gpt-4o-mini","temperature":100e-2}`,
+    String.raw`{"max_tokens":0.16E+2,"n":1,"messages":[{"content":"\u0063af\u00e9\u0020au\u0020lait\u002fok","role":"user"}],"model":"gpt-4o-mini","temperature":1}`,
   ];
   const r1 = await post(proxy, '/v1/chat/completions', base);
   assert.equal(r1.cache, 'MISS');
@@ -138,6 +139,57 @@ test('another API key misses under the default --key-scope credential', async (t
   assert.equal(mock.count(), 7);
 });
 
+test('equal strings with different escapes hit; different control characters do not', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const a = await post(proxy, '/v1/chat/completions', String.raw`{"model":"m","messages":[{"role":"user","content":"line1\nline2\t\"q\" \\ end"}]}`);
+  const b = await post(proxy, '/v1/chat/completions', String.raw`{"model":"m","messages":[{"role":"user","content":"line1\u000aline2\u0009\u0022q\u0022 \u005c end"}]}`);
+  const c = await post(proxy, '/v1/chat/completions', String.raw`{"model":"m","messages":[{"role":"user","content":"line1\rline2\t\"q\" \\ end"}]}`);
+  assert.deepEqual([a.cache, b.cache, c.cache], ['MISS', 'HIT', 'MISS']);
+  assert.equal(mock.count(), 2);
+});
+
+test('numbers that do not fit a double are never confused with each other', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const mk = (n) => `{"model":"m","x":${n},"messages":[{"role":"user","content":"huge"}]}`;
+  const a = await post(proxy, '/v1/chat/completions', mk('1e400'));
+  const b = await post(proxy, '/v1/chat/completions', mk('1e401'));
+  const c = await post(proxy, '/v1/chat/completions', mk('-1e400'));
+  for (const r of [a, b, c]) assert.equal(r.status, 200);
+  assert.notEqual(b.cache, 'HIT', `1e401 must not be served the answer of 1e400 (key ${b.key} vs ${a.key})`);
+  assert.notEqual(c.cache, 'HIT', '-1e400 must not be served the answer of 1e400');
+  assert.equal(mock.count(), 3);
+  assert.equal(mock.requests[1].text, mk('1e401'), 'forwarded unchanged');
+});
+
+test('bodies that differ only in invalid UTF-8 bytes are never served each other\'s answer', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const mk = (byte) => Buffer.concat([Buffer.from('{"model":"m","messages":[{"role":"user","content":"bad '), Buffer.from([byte]), Buffer.from('"}]}')]);
+  const a = await post(proxy, '/v1/chat/completions', mk(0xff));
+  const b = await post(proxy, '/v1/chat/completions', mk(0xfe));
+  assert.equal(a.status, 200);
+  assert.equal(b.status, 200);
+  assert.notEqual(b.cache, 'HIT', `0xfe served the 0xff answer: ${a.cache}/${a.key} then ${b.cache}/${b.key}`);
+  assert.equal(mock.count(), 2);
+  assert.ok(mock.requests[0].body.equals(mk(0xff)), 'forwarded byte for byte');
+});
+
+test('deeply nested JSON does not crash the proxy', async (t) => {
+  const { mock, proxy } = await setup(t);
+  for (const depth of [1000, 100000]) {
+    const body = `{"model":"m","deep":${'['.repeat(depth)}${']'.repeat(depth)},"messages":[]}`;
+    const r = await post(proxy, '/v1/chat/completions', body);
+    assert.equal(r.status, 200, `depth ${depth}`);
+    assert.ok(['MISS', 'BYPASS'].includes(r.cache), `depth ${depth}: ${r.cache}`);
+    assert.equal(mock.last().text, body, 'forwarded unchanged');
+  }
+  const unbalanced = '['.repeat(200000);
+  const u = await post(proxy, '/v1/chat/completions', unbalanced);
+  assert.equal(u.cache, 'BYPASS');
+  const ok = await chat(proxy, 'after deep json');
+  assert.equal(ok.status, 200);
+  assert.equal(mock.count(), 4);
+});
+
 test('integers beyond 2^53 keep their digits in the key', async (t) => {
   const { mock, proxy } = await setup(t);
   const mk = (n) => `{"model":"gpt-4o-mini","seed":${n},"messages":[{"role":"user","content":"big"}]}`;
@@ -186,11 +238,12 @@ test('anthropic-version, anthropic-beta, openai-beta, openai-organization, opena
   assert.equal(other.cache, 'HIT', 'a header outside the key list does not change the key');
   let upstream = 1;
   const keys = new Set([base.key]);
+  const titleCase = (h) => h.replace(/(^|-)([a-z])/g, (m, d, c) => d + c.toUpperCase());
   for (const h of ['anthropic-version', 'anthropic-beta', 'openai-beta', 'openai-organization', 'openai-project']) {
     const v1 = await chat(proxy, 'versioned', { headers: { [h]: 'value-1' } });
     assert.equal(v1.cache, 'MISS', `${h}: value-1 must miss`);
-    const v1b = await chat(proxy, 'versioned', { headers: { [h]: 'value-1' } });
-    assert.equal(v1b.cache, 'HIT', `${h}: value-1 again must hit`);
+    const v1b = await chat(proxy, 'versioned', { headers: { [titleCase(h)]: 'value-1' } });
+    assert.equal(v1b.cache, 'HIT', `${titleCase(h)}: value-1 again must hit (header names are case-insensitive)`);
     const v2 = await chat(proxy, 'versioned', { headers: { [h]: 'value-2' } });
     assert.equal(v2.cache, 'MISS', `${h}: value-2 must miss`);
     upstream += 2;
@@ -400,4 +453,71 @@ test('--cache-path replaces the default cacheable list (glob on the path)', asyn
   const n1 = await post(proxy, '/v1/customer', { q: 3 });
   assert.equal(n1.cache, 'BYPASS', '/v1/customer does not match */custom');
   assert.equal(mock.count(), 5);
+});
+
+test('entries survive kill -9 once they were served as HIT', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const r1 = await chat(proxy, 'crash-proof');
+  const r2 = await chat(proxy, 'crash-proof');
+  assert.deepEqual([r1.cache, r2.cache], ['MISS', 'HIT']);
+  const st = await proxy.restart({ signal: 'SIGKILL' });
+  assert.equal(st.signal, 'SIGKILL');
+  const r3 = await chat(proxy, 'crash-proof');
+  assert.equal(r3.cache, 'HIT', 'the entry survived kill -9');
+  assert.equal(r3.text, r1.text);
+  assert.equal(mock.count(), 1);
+});
+
+test('an upstream answer cut off mid-body is not stored', async (t) => {
+  const { mock, proxy } = await setup(t);
+  let cut = true;
+  mock.handler = async (req, res) => {
+    if (!cut) return false;
+    cut = false;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
+    res.write('{"id":"partial","choices":[');
+    await new Promise((r) => setTimeout(r, 50));
+    res.socket.destroy();
+    return true;
+  };
+  let first;
+  try {
+    first = await chat(proxy, 'truncated');
+  } catch (err) {
+    first = { error: err };
+  }
+  if (!first.error) {
+    // the proxy may answer 502 if it noticed before sending anything; it must not claim success
+    assert.notEqual(first.text, '{"id":"partial","choices":[', 'a truncated body must not be presented as complete');
+    assert.ok(first.status >= 500, `truncated upstream answer reached the client as ${first.status}: ${first.text}`);
+  }
+  const second = await chat(proxy, 'truncated');
+  assert.equal(second.status, 200);
+  assert.equal(second.cache, 'MISS', 'the truncated answer was not stored');
+  assert.equal(second.json.choices[0].message.content, echoText('truncated'));
+  const third = await chat(proxy, 'truncated');
+  assert.equal(third.cache, 'HIT');
+  assert.equal(mock.count(), 2);
+});
+
+test('a chunked (no Content-Length) upstream JSON answer is stored whole', async (t) => {
+  const { mock, proxy } = await setup(t);
+  mock.handler = async (req, res, rec) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const body = JSON.stringify({ id: `chunked-${rec.seq}`, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(5000) } }] });
+    res.write(body.slice(0, 100));
+    await new Promise((r) => setTimeout(r, 50));
+    res.write(body.slice(100, 3000));
+    await new Promise((r) => setTimeout(r, 50));
+    res.end(body.slice(3000));
+    return true;
+  };
+  const r1 = await chat(proxy, 'chunked answer');
+  assert.equal(r1.status, 200);
+  assert.equal(r1.cache, 'MISS');
+  assert.equal(r1.json.id, 'chunked-1');
+  const r2 = await chat(proxy, 'chunked answer');
+  assert.equal(r2.cache, 'HIT');
+  assert.equal(r2.text, r1.text);
+  assert.equal(mock.count(), 1);
 });

@@ -6,8 +6,8 @@ import { spawn, execFile } from 'node:child_process';
 import path from 'node:path';
 import net from 'node:net';
 import {
-  setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, tryConnect,
-  makeTmpDir, requireBin, childEnv, sleep, HEX32, assertProxyError,
+  setup, startMock, mockFor, startProxy, request, chat, closedPort, tryConnect,
+  makeTmpDir, requireBin, childEnv, sleep, assertProxyError,
 } from './lib/setup.mjs';
 import { RawClient, rawRequest } from './lib/raw.mjs';
 import { echoText } from './lib/mock.mjs';
@@ -180,8 +180,9 @@ test('credentials never appear in the log nor in the database files', async (t) 
     authorization: 'sk-e2e-SECRET-authz-0123456789',
     'x-api-key': 'sk-ant-e2e-SECRET-xapikey-9876',
     'api-key': 'azure-e2e-SECRET-apikey-5555',
+    cookie: 'e2e-SECRET-cookie-4242',
   };
-  const headers = { authorization: `Bearer ${secrets.authorization}`, 'x-api-key': secrets['x-api-key'], 'api-key': secrets['api-key'] };
+  const headers = { authorization: `Bearer ${secrets.authorization}`, 'x-api-key': secrets['x-api-key'], 'api-key': secrets['api-key'], cookie: `session=${secrets.cookie}` };
   const mock = await mockFor(t, startMock);
   const dead = await closedPort();
   for (const format of ['text', 'json']) {

@@ -12,7 +12,7 @@ test('method, path, query, body and end-to-end headers reach upstream unchanged;
   const body = '{ "model" : "gpt-4o-mini",\n  "messages": [{"role":"user","content":"forward me"}],  "temperature": 1.0 }';
   const r = await request(proxy, {
     method: 'POST',
-    path: '/v1/chat/completions?z=1&a=2',
+    path: '/v1/chat/completions?z=1&a=2&q=a%20b%2Fc&e=',
     body,
     headers: {
       authorization: 'Bearer sk-test-forward',
@@ -28,7 +28,7 @@ test('method, path, query, body and end-to-end headers reach upstream unchanged;
   assert.equal(mock.count(), 1);
   const seen = mock.last();
   assert.equal(seen.method, 'POST');
-  assert.equal(seen.url, '/v1/chat/completions?z=1&a=2', 'path and query forwarded as sent');
+  assert.equal(seen.url, '/v1/chat/completions?z=1&a=2&q=a%20b%2Fc&e=', 'path and query forwarded as sent');
   assert.equal(seen.text, body, 'the body is forwarded byte for byte, not re-encoded');
   assert.equal(seen.headers.authorization, 'Bearer sk-test-forward');
   assert.match(seen.headers['content-type'], /^application\/json/);

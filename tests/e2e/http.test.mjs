@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setup, chat, chatBody, curl, parseCurlInclude, makeTmpDir, sleep } from './lib/setup.mjs';
-import { RawClient, rawRequest, chunkedPieces } from './lib/raw.mjs';
+import { RawClient, rawRequest, chunkedPieces, parseResponses } from './lib/raw.mjs';
 import { echoText } from './lib/mock.mjs';
 
 async function connect(t, proxy) {
@@ -72,6 +72,74 @@ test('pipelined requests sent in one write are answered in order', async (t) => 
   const more = await c.readResponses(4);
   assert.equal(more.finals[3].headers['x-promptcache-status'], 'HIT');
   assert.equal(more.finals[3].text, finals[0].text);
+});
+
+test('pipelining: a cache HIT queued behind a slow MISS waits its turn', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const cached = await chat(proxy, 'already cached');
+  assert.equal(cached.cache, 'MISS');
+  const c = await connect(t, proxy);
+  await c.write(Buffer.concat([
+    rawRequest('POST', '/v1/chat/completions', { 'x-mock-behavior': 'delay=400' }, chatBody('slow first')),
+    rawRequest('POST', '/v1/chat/completions', {}, chatBody('already cached')),
+    rawRequest('POST', '/v1/chat/completions', { 'x-mock-behavior': 'status=429' }, chatBody('error third')),
+    rawRequest('POST', '/v1/chat/completions', {}, chatBody('already cached')),
+  ]));
+  const { finals } = await c.readResponses(4, 8000);
+  assert.deepEqual(finals.map((r) => r.headers['x-promptcache-status']), ['MISS', 'HIT', 'MISS', 'HIT']);
+  assert.deepEqual(finals.map((r) => r.status), [200, 200, 429, 200]);
+  assert.equal(JSON.parse(finals[0].text).choices[0].message.content, echoText('slow first'));
+  assert.equal(finals[1].text, cached.text);
+  assert.equal(finals[3].text, cached.text);
+  assert.equal(mock.count(), 3);
+});
+
+test('HEAD and 204 answers carry no body and keep the connection usable', async (t) => {
+  const { mock, proxy } = await setup(t);
+  mock.handler = async (req, res, rec) => {
+    if (rec.path !== '/v1/nothing') return false;
+    res.writeHead(204, { 'x-mock-seq': String(rec.seq) });
+    res.end();
+    return true;
+  };
+  const c = await connect(t, proxy);
+  await c.write(rawRequest('HEAD', '/v1/models'));
+  // the parser cannot know a HEAD answer has no body: wait for the head, check nothing follows
+  const gotHead = await c.waitUntil(() => c.buf.includes('\r\n\r\n'), 5000);
+  assert.ok(gotHead, 'a HEAD answer arrived');
+  const head = c.buf.toString('latin1');
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.match(head, /x-promptcache-status: BYPASS/i);
+  await c.write(rawRequest('DELETE', '/v1/nothing'));
+  // the 204 has no body by definition: the standard parser handles it and what follows
+  const afterHead = () => parseResponses(c.buf.subarray(Buffer.byteLength(head, 'latin1')), c.closed).responses;
+  await c.waitUntil(() => afterHead().length >= 1, 5000);
+  await c.write(rawRequest('GET', '/v1/models'));
+  await c.waitUntil(() => afterHead().length >= 2, 5000);
+  const rest = afterHead();
+  assert.deepEqual(rest.map((r) => r.status), [204, 200], `answers after the HEAD, in order: ${JSON.stringify(c.buf.toString('latin1').slice(0, 1500))}`);
+  assert.equal(rest[0].body.length, 0);
+  assert.equal(JSON.parse(rest[1].text).object, 'list', 'the HEAD and 204 answers left no stray body bytes');
+  assert.deepEqual(mock.requests.map((r) => r.method), ['HEAD', 'DELETE', 'GET']);
+});
+
+test('many concurrent connections are all answered correctly, then all hit', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const N = 60;
+  const prompts = Array.from({ length: N }, (_, i) => `parallel prompt #${i}`);
+  const first = await Promise.all(prompts.map((p, i) => chat(proxy, p, { headers: { 'x-mock-behavior': `delay=${(i * 7) % 50}` } })));
+  first.forEach((r, i) => {
+    assert.equal(r.status, 200);
+    assert.equal(r.cache, 'MISS');
+    assert.equal(r.json.choices[0].message.content, echoText(prompts[i]), `answer #${i} belongs to request #${i}`);
+  });
+  assert.equal(mock.count(), N);
+  const second = await Promise.all(prompts.map((p) => chat(proxy, p)));
+  second.forEach((r, i) => {
+    assert.equal(r.cache, 'HIT', `#${i}`);
+    assert.equal(r.text, first[i].text, `#${i}`);
+  });
+  assert.equal(mock.count(), N);
 });
 
 test('a chunked request body is reassembled, forwarded and keyed like a Content-Length one', async (t) => {

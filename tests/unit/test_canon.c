@@ -166,9 +166,9 @@ Test(canon, number_overflow_rejected) {
 }
 
 Test(canon, invalid_numbers) {
-  const char *bad[] = {"01",  "-01", "1.",   ".5",  "+1",       "-",         "1e",   "1e+",
-                       "1E-", "NaN", "nan",  "Infinity", "-Infinity", "0x10", "1.e5",
-                       "-.5", "[01]", "1_0", "--1", "0.5.5"};
+  const char *bad[] = {"01",   "-01", "1.",   ".5",  "+1",       "-",         "1e",
+                       "1e+",  "1E-", "NaN",  "nan", "Infinity", "-Infinity", "0x10",
+                       "1.e5", "-.5", "[01]", "1_0", "--1",      "0.5.5"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EJSON);
 }
 
@@ -194,11 +194,22 @@ Test(canon, minimal_escapes) {
   expect("\"\\u0008\\u0009\\u000A\\u000c\\u000D\"", "\"\\b\\t\\n\\f\\r\"");
   expect("\"\\u0000\"", "\"\\u0000\"");
   expect("\"\\u0022\\u005c\"", "\"\\\"\\\\\"");
-  expect("\"\\u0041\\u007f\x7f\"", "\"A\x7f\x7f\"");   /* DEL stays raw */
+  expect("\"\\u0041\\u007f\x7f\"", "\"A\x7f\x7f\"");            /* DEL stays raw */
   expect("\"\\u2028\\u2029\"", "\"\xe2\x80\xa8\xe2\x80\xa9\""); /* so do U+2028/9 */
   /* already-canonical escapes are kept as written */
   expect("\"line\\none \\\"q\\\" \\\\ \\u001f\"", "\"line\\none \\\"q\\\" \\\\ \\u001f\"");
   expect("{\"a\\nb\":\"\\t\"}", "{\"a\\nb\":\"\\t\"}");
+}
+
+Test(canon, rewritten_strings) {
+  /* a canonical prefix, then escapes that must be rewritten, in strings longer
+   * than one 16-byte vector */
+  expect("\"0123456789abcdef\\n0123456789abcdef\\/0123456789abcdef\\u0001\\u00e9\\\"tail\"",
+         "\"0123456789abcdef\\n0123456789abcdef/0123456789abcdef\\u0001\xc3\xa9\\\"tail\"");
+  expect("[\"\\/\",\"x\",\"\\u0041\\u0042\",\"0123456789abcdefghij\\u000a\"]",
+         "[\"/\",\"x\",\"AB\",\"0123456789abcdefghij\\n\"]");
+  expect("{\"k\\n\":\"0123456789abcdefghij\\u00e9 and more than sixteen\",\"k\":1}",
+         "{\"k\":1,\"k\\n\":\"0123456789abcdefghij\xc3\xa9 and more than sixteen\"}");
 }
 
 Test(canon, nul_in_keys_and_values) {
@@ -231,19 +242,19 @@ Test(canon, invalid_utf8) {
       "\"\xf4\x90\x80\x80\"", /* U+110000 */
       "\"\xf5\x80\x80\x80\"", /* invalid lead */
       "\"\xff\"",
-      "\"\xe2\x82\"",         /* truncated */
-      "\"\xc3\"",             /* truncated at the quote */
-      "{\"\xc3\x28\":1}",     /* bad continuation in a key */
+      "\"\xe2\x82\"",             /* truncated */
+      "\"\xc3\"",                 /* truncated at the quote */
+      "{\"\xc3\x28\":1}",         /* bad continuation in a key */
       "\"ok \\n then \xc0\xaf\"", /* after an escape (decode path) */
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EUTF8);
-  expect_rc("\xc3\xa9", PC_EJSON); /* non-ASCII outside a string is bad JSON */
+  expect_rc("\xc3\xa9", PC_EJSON);       /* non-ASCII outside a string is bad JSON */
   expect_rc("\xef\xbb\xbf{}", PC_EJSON); /* no BOM */
   expect("\"\xf4\x8f\xbf\xbf\xee\x80\x80\"", "\"\xf4\x8f\xbf\xbf\xee\x80\x80\"");
 }
 
 Test(canon, lone_surrogate_escapes) {
-  const char *bad[] = {"\"\\ud800\"",        "\"\\udc00\"",       "\"\\ud800x\"",
+  const char *bad[] = {"\"\\ud800\"",        "\"\\udc00\"",        "\"\\ud800x\"",
                        "\"\\ud800\\u0041\"", "\"\\ud800\\ud800\"", "\"\\ude00\\ud83d\"",
                        "\"\\uDBFF\\n\""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EUTF8);
@@ -273,10 +284,10 @@ Test(canon, duplicate_keys_large_object) {
 }
 
 Test(canon, trailing_commas_and_bad_structure) {
-  const char *bad[] = {"[1,]",     "{\"a\":1,}", "[,]",      "{,}",      "[1,,2]",   "[,1]",
-                       "{\"a\"}",  "{\"a\":}",   "{\"a\" 1}", "{\"a\":1 \"b\":2}", "[1 2]",
-                       "[",        "{",          "]",        "}",        "{\"a\":1]", "[1}",
-                       ":",        ","};
+  const char *bad[] = {"[1,]",      "{\"a\":1,}", "[,]",      "{,}",       "[1,,2]",
+                       "[,1]",      "{\"a\"}",    "{\"a\":}", "{\"a\" 1}", "{\"a\":1 \"b\":2}",
+                       "[1 2]",     "[",          "{",        "]",         "}",
+                       "{\"a\":1]", "[1}",        ":",        ","};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EJSON);
 }
 
@@ -330,7 +341,8 @@ Test(canon, megabyte_of_brackets) {
 /* ---------- ignore pointers ---------- */
 
 Test(canon, ignore_members) {
-  const char *body = "{\"user\":\"u1\",\"model\":\"m\",\"metadata\":{\"trace_id\":\"t\",\"keep\":1}}";
+  const char *body =
+      "{\"user\":\"u1\",\"model\":\"m\",\"metadata\":{\"trace_id\":\"t\",\"keep\":1}}";
   const char *ign1[] = {"/user"};
   expect_ign(body, ign1, 1, "{\"metadata\":{\"keep\":1,\"trace_id\":\"t\"},\"model\":\"m\"}");
   const char *ign2[] = {"/user", "/metadata/trace_id"};
@@ -370,8 +382,17 @@ Test(canon, ignore_array_elements) {
 Test(canon, ignore_nonexistent_and_invalid) {
   const char *body = "{\"messages\":[1,2],\"a\":{\"b\":1}}";
   const char *want = "{\"a\":{\"b\":1},\"messages\":[1,2]}";
-  const char *ign[] = {"/x/y/z", "/messages/9", "/messages/01", "/messages/-", "/messages/x",
-                       "/a/b/c", "/a/c", "", "a", "/a~2", "/messages/99999999999999999999999",
+  const char *ign[] = {"/x/y/z",
+                       "/messages/9",
+                       "/messages/01",
+                       "/messages/-",
+                       "/messages/x",
+                       "/a/b/c",
+                       "/a/c",
+                       "",
+                       "a",
+                       "/a~2",
+                       "/messages/99999999999999999999999",
                        NULL};
   expect_ign(body, ign, sizeof ign / sizeof ign[0], want);
   expect_ign("[1]", ign, sizeof ign / sizeof ign[0], "[1]");
@@ -401,7 +422,8 @@ static struct pc_canon_info info_of(const char *in, const char *const *ign, size
 }
 
 Test(canon, info_fields) {
-  struct pc_canon_info i = info_of("{\"stream\":true,\"model\":\"gpt-4o\",\"x\":{\"model\":\"n\"}}", NULL, 0);
+  struct pc_canon_info i =
+      info_of("{\"stream\":true,\"model\":\"gpt-4o\",\"x\":{\"model\":\"n\"}}", NULL, 0);
   cr_assert_eq(i.is_object, 1);
   cr_assert_eq(i.stream, 1);
   cr_assert_str_eq(i.model, "gpt-4o");
@@ -427,6 +449,8 @@ Test(canon, info_model_unescaped) {
   cr_assert_str_eq(i.model, "gpt-4o");
   i = info_of("{\"model\":\"a\\\"b\\\\c\\n\"}", NULL, 0); /* kept-raw escapes */
   cr_assert_str_eq(i.model, "a\"b\\c\n");
+  i = info_of("{\"model\":\"a\\n\\/b\\u00e9\"}", NULL, 0); /* rewritten escapes */
+  cr_assert_str_eq(i.model, "a\n/b\xc3\xa9");
   i = info_of("{\"m\\u006fdel\":\"x\",\"str\\u0065am\":true}", NULL, 0);
   cr_assert_str_eq(i.model, "x");
   cr_assert_eq(i.stream, 1);
@@ -485,10 +509,11 @@ Test(canon, chat_body_spellings_agree) {
   cr_assert_eq(run(a, strlen(a), NULL, 0, &oa, NULL), 0);
   cr_assert_eq(run(b, strlen(b), NULL, 0, &ob, NULL), 0);
   cr_assert_str_eq(oa.data, ob.data);
-  cr_assert_str_eq(oa.data, "{\"max_tokens\":100,\"messages\":[{\"content\":\"Be brief.\\nReally.\","
-                            "\"role\":\"system\"},{\"content\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 a/b\","
-                            "\"role\":\"user\"}],\"model\":\"gpt-4o\",\"stream\":true,"
-                            "\"temperature\":0.7}");
+  cr_assert_str_eq(oa.data,
+                   "{\"max_tokens\":100,\"messages\":[{\"content\":\"Be brief.\\nReally.\","
+                   "\"role\":\"system\"},{\"content\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 a/b\","
+                   "\"role\":\"user\"}],\"model\":\"gpt-4o\",\"stream\":true,"
+                   "\"temperature\":0.7}");
   pc_buf_free(&oa);
   pc_buf_free(&ob);
 }

@@ -7,7 +7,9 @@
 //   POST /v1/completions        OpenAI legacy completion
 //   POST /v1/embeddings         OpenAI embeddings
 //   POST /v1/messages           Anthropic message (JSON, or SSE with "stream": true)
-//   POST /v1/responses, /v1/moderations, /v1/rerank, ...:generateContent  generic JSON
+//   POST /v1/responses          generic JSON; SSE (Responses API events) with "stream": true
+//   POST ...:streamGenerateContent?alt=sse   Gemini SSE ("data: {...}\r\n\r\n", ends cleanly)
+//   POST /v1/moderations, /v1/rerank, ...:generateContent, ...:streamGenerateContent  generic JSON
 //   GET  /v1/models             OpenAI model list
 //   anything else               200 JSON echo of what was received
 // Every generated answer carries a sequence number (`mock_seq` in JSON bodies,
@@ -22,6 +24,12 @@
 //   chunks=N         number of content pieces in an SSE answer (default 5)
 //   gzip             gzip the body when the request's Accept-Encoding allows it
 //   gzip-force       gzip the body regardless of Accept-Encoding
+//   cut=N            SSE: destroy the socket right after the N-th event (truncated chunked body)
+//   no-terminal      SSE: leave out the terminal event ([DONE], message_stop, response.completed)
+//                    and end the body cleanly
+//   sse-error        SSE: after the content, send the API's error event instead of the rest
+//                    (Anthropic `event: error`, OpenAI `data: {"error":...}`) and end cleanly
+//   hangup=MS        wait MS, then destroy the socket without answering
 // Per test, `mock.handler = async (req, res, rec) => bool` can take over any
 // request (return true when it answered).
 import http from 'node:http';
@@ -30,7 +38,7 @@ import zlib from 'node:zlib';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function parseBehavior(value) {
-  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false };
+  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false, cut: 0, noTerminal: false, sseError: false, hangup: -1 };
   if (!value) return b;
   for (const raw of String(value).split(',')) {
     const tok = raw.trim();
@@ -43,6 +51,10 @@ export function parseBehavior(value) {
       case 'chunks': b.chunks = Number(v); break;
       case 'gzip': b.gzip = true; break;
       case 'gzip-force': b.gzipForce = true; break;
+      case 'cut': b.cut = Number(v); break;
+      case 'no-terminal': b.noTerminal = true; break;
+      case 'sse-error': b.sseError = true; break;
+      case 'hangup': b.hangup = Number(v) || 0; break;
       default: break;
     }
   }
@@ -207,6 +219,11 @@ async function handle(mock, req, res, rec) {
     'x-ratelimit-remaining-requests': String(1000 - seq),
     'x-mock-custom': 'upstream-header',
   };
+  if (beh.hangup >= 0) {
+    if (beh.hangup) await sleep(beh.hangup);
+    res.socket && res.socket.destroy();
+    return;
+  }
   if (beh.delay) await sleep(beh.delay);
   if (!alive(res)) return;
   if (beh.status) {
@@ -292,6 +309,12 @@ async function handle(mock, req, res, rec) {
     }, common);
     return;
   }
+  if (req.method === 'POST' && p.endsWith('/responses') && body && body.stream === true) {
+    return streamResponses(res, beh, rec, model, echoText(lastUserText(body)), common);
+  }
+  if (req.method === 'POST' && p.endsWith(':streamGenerateContent') && /[?&]alt=sse(&|$)/.test(rec.query)) {
+    return streamGemini(res, beh, rec, p, echoText(geminiText(body)), common);
+  }
   // Generic: echo what arrived (responses, moderations, rerank, generateContent, custom paths...).
   sendJson(res, req, beh, 200, {
     id: `generic-mock-${seq}`,
@@ -304,14 +327,34 @@ async function handle(mock, req, res, rec) {
 }
 
 async function writeEvents(res, beh, events) {
-  // events: array of strings, each a complete SSE event (ending in "\n\n").
+  // events: array of strings, each a complete SSE event (ending in a blank line).
   for (let i = 0; i < events.length; i++) {
     if (i > 0 && beh.chunkDelay) await sleep(beh.chunkDelay);
     if (!alive(res)) return;
     res.write(events[i]);
+    if (beh.cut && i + 1 >= beh.cut) {
+      // let the event leave, then drop the connection without the chunked terminator
+      await sleep(30);
+      res.socket && res.socket.destroy();
+      return;
+    }
   }
   if (alive(res)) res.end();
 }
+
+/**
+ * Apply the no-terminal / sse-error behaviours to a complete event list.
+ * `isTerminal(ev)` marks the events that end the stream; `errorEvent` replaces
+ * everything from the first event after the content (`contentEnd`).
+ */
+export function alterEvents(events, beh, { isTerminal, contentEnd, errorEvent }) {
+  if (beh.sseError) return [...events.slice(0, contentEnd), errorEvent];
+  if (beh.noTerminal) return events.filter((ev) => !isTerminal(ev));
+  return events;
+}
+
+const OPENAI_ERROR_EVENT = `data: ${JSON.stringify({ error: { message: 'mock stream error', type: 'server_error', param: null, code: null } })}\n\n`;
+const ANTHROPIC_ERROR_EVENT = `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })}\n\n`;
 
 /** The exact SSE events the mock sends for an OpenAI streamed chat completion. */
 export function openAIStreamEvents(seq, model, text, n, includeUsage = false) {
@@ -334,7 +377,11 @@ export function openAIStreamEvents(seq, model, text, n, includeUsage = false) {
 
 function streamOpenAI(res, beh, rec, model, text, common) {
   const includeUsage = !!(rec.json.stream_options && rec.json.stream_options.include_usage);
-  const events = openAIStreamEvents(rec.seq, model, text, beh.chunks, includeUsage);
+  const events = alterEvents(openAIStreamEvents(rec.seq, model, text, beh.chunks, includeUsage), beh, {
+    isTerminal: (ev) => ev === 'data: [DONE]\n\n',
+    contentEnd: beh.chunks,
+    errorEvent: OPENAI_ERROR_EVENT,
+  });
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...common });
   res.flushHeaders();
   return writeEvents(res, beh, events);
@@ -358,8 +405,80 @@ export function anthropicStreamEvents(seq, model, text, n) {
 }
 
 function streamAnthropic(res, beh, rec, model, text, common) {
-  const events = anthropicStreamEvents(rec.seq, model, text, beh.chunks);
+  const events = alterEvents(anthropicStreamEvents(rec.seq, model, text, beh.chunks), beh, {
+    isTerminal: (ev) => ev.startsWith('event: message_stop\n'),
+    contentEnd: 3 + beh.chunks,
+    errorEvent: ANTHROPIC_ERROR_EVENT,
+  });
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...common });
+  res.flushHeaders();
+  return writeEvents(res, beh, events);
+}
+
+/** The exact SSE events the mock sends for a streamed OpenAI Responses API request. */
+export function responsesStreamEvents(seq, model, text, n) {
+  const id = `resp_mock_${seq}`;
+  const itemId = `msg_mock_${seq}`;
+  let sn = 0;
+  const ev = (type, obj) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sn++, ...obj })}\n\n`;
+  const response = (status, output, usage) => ({
+    id, object: 'response', created_at: 1700000000 + seq, status, model, output,
+    parallel_tool_calls: true, tool_choice: 'auto', tools: [], temperature: 1, top_p: 1,
+    error: null, incomplete_details: null, instructions: null, metadata: {}, usage,
+  });
+  const item = (status, content) => ({ id: itemId, type: 'message', status, role: 'assistant', content });
+  const part = (t) => ({ type: 'output_text', text: t, annotations: [] });
+  const events = [
+    ev('response.created', { response: response('in_progress', [], null) }),
+    ev('response.in_progress', { response: response('in_progress', [], null) }),
+    ev('response.output_item.added', { output_index: 0, item: item('in_progress', []) }),
+    ev('response.content_part.added', { item_id: itemId, output_index: 0, content_index: 0, part: part('') }),
+  ];
+  for (const piece of streamPieces(text, n)) {
+    events.push(ev('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta: piece, logprobs: [] }));
+  }
+  events.push(ev('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text, logprobs: [] }));
+  events.push(ev('response.content_part.done', { item_id: itemId, output_index: 0, content_index: 0, part: part(text) }));
+  events.push(ev('response.output_item.done', { output_index: 0, item: item('completed', [part(text)]) }));
+  events.push(ev('response.completed', {
+    response: response('completed', [item('completed', [part(text)])], { input_tokens: 3, output_tokens: text.length, total_tokens: 3 + text.length }),
+  }));
+  return events;
+}
+
+function streamResponses(res, beh, rec, model, text, common) {
+  const events = alterEvents(responsesStreamEvents(rec.seq, model, text, beh.chunks), beh, {
+    isTerminal: (ev) => ev.startsWith('event: response.completed\n'),
+    contentEnd: 4 + beh.chunks,
+    errorEvent: `event: error\ndata: ${JSON.stringify({ type: 'error', code: 'server_error', message: 'mock stream error', param: null, sequence_number: 99 })}\n\n`,
+  });
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...common });
+  res.flushHeaders();
+  return writeEvents(res, beh, events);
+}
+
+function geminiText(body) {
+  const contents = body && Array.isArray(body.contents) ? body.contents : [];
+  const last = contents[contents.length - 1];
+  const parts = last && Array.isArray(last.parts) ? last.parts : [];
+  return parts.map((p) => (p && typeof p.text === 'string' ? p.text : '')).join('');
+}
+
+/** The exact SSE events the mock sends for Gemini :streamGenerateContent?alt=sse (CRLF-delimited, no terminal event). */
+export function geminiStreamEvents(seq, modelVersion, text, n) {
+  const pieces = streamPieces(text, n);
+  return pieces.map((piece, i) => {
+    const cand = { content: { parts: [{ text: piece }], role: 'model' }, index: 0 };
+    if (i === pieces.length - 1) cand.finishReason = 'STOP';
+    const obj = { candidates: [cand], usageMetadata: { promptTokenCount: 3, candidatesTokenCount: i + 1, totalTokenCount: 4 + i }, modelVersion, responseId: `gemini-mock-${seq}` };
+    return `data: ${JSON.stringify(obj)}\r\n\r\n`;
+  });
+}
+
+function streamGemini(res, beh, rec, p, text, common) {
+  const m = /\/models\/([^/:]+):/.exec(p);
+  const events = geminiStreamEvents(rec.seq, m ? m[1] : 'gemini-mock', text, beh.chunks);
+  res.writeHead(200, { 'content-type': 'text/event-stream', ...common });
   res.flushHeaders();
   return writeEvents(res, beh, events);
 }

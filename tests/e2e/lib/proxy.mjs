@@ -176,9 +176,15 @@ export async function startProxy(t, opts = {}) {
     return { ...proxy.exitStatus, killed: false };
   };
 
-  /** Stop and start again on the same db directory (new port). */
-  proxy.restart = async () => {
-    const st = await proxy.stop();
+  /** Stop (SIGTERM, or `signal` e.g. SIGKILL) and start again on the same db directory (new port). */
+  proxy.restart = async ({ signal = 'SIGTERM' } = {}) => {
+    let st;
+    if (signal === 'SIGTERM') {
+      st = await proxy.stop();
+    } else {
+      proxy.kill(signal);
+      st = await proxy.exited;
+    }
     proxy.history.push(proxy.stderr);
     await proxy.start();
     return st;

@@ -1,0 +1,23 @@
+/* purge.h — deleting entries by selector, shared by `promptcache purge` and
+ * POST /_promptcache/purge. */
+#ifndef PC_PURGE_H
+#define PC_PURGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+struct pc_purge_sel {
+  int all;
+  int has_key;
+  uint8_t key[16];
+  const char *ns;         /* namespace, or NULL */
+  int64_t older_than_ms;  /* > 0: entries created longer ago than this */
+};
+
+/* Exactly one selector must be set (PC_EINVAL otherwise). Keys are collected
+ * in a read pass, then deleted in one write transaction. */
+int pc_purge(pc_cache *c, const struct pc_purge_sel *sel, size_t *purged);
+
+#endif

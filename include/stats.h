@@ -1,0 +1,79 @@
+/* stats.h — process-wide counters (lock-free on the hot path: relaxed
+ * atomics), latency histograms, per route×model rows, tokens and money
+ * saved, and lifetime totals persisted in the cache's meta database.
+ * Rendered as JSON (/_promptcache/stats, `promptcache stats`) and as
+ * Prometheus text (/_promptcache/metrics). */
+#ifndef PC_STATS_H
+#define PC_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct pc_cache;
+struct pc_config;
+
+enum pc_outcome {
+  PC_OUT_HIT,
+  PC_OUT_MISS,
+  PC_OUT_COALESCED,
+  PC_OUT_BYPASS,
+  PC_OUT_REFRESH,
+  PC_OUT_STALE,
+  PC_OUT_REPLAY_MISS,
+  PC_OUT_ADMIN, /* admin endpoints and proxy-generated errors before routing */
+  PC_OUT_N
+};
+
+enum pc_err_class {
+  PC_ERRC_UPSTREAM_CONNECT,
+  PC_ERRC_UPSTREAM_TIMEOUT,
+  PC_ERRC_UPSTREAM_PROTOCOL,
+  PC_ERRC_UPSTREAM_5XX,
+  PC_ERRC_UPSTREAM_429,
+  PC_ERRC_UPSTREAM_4XX,
+  PC_ERRC_CLIENT, /* 4xx the proxy itself answered: malformed, too large, timeouts */
+  PC_ERRC_N
+};
+
+/* Token usage as stored with an entry (normalized across providers). */
+struct pc_usage {
+  uint64_t input, output, cached_input, cache_write;
+  int present;
+};
+
+/* One finished request, as the hot path reports it. */
+struct pc_stats_req {
+  enum pc_outcome outcome;
+  const char *route; /* route prefix, "" for the default upstream */
+  const char *model; /* "" when unknown */
+  int status;
+  int64_t upstream_us; /* -1 when upstream was not contacted */
+  int64_t total_us;
+  uint64_t bytes;
+  struct pc_usage usage; /* of the served entry (HIT/STALE/COALESCED) */
+  int err_class;         /* -1 or enum pc_err_class */
+};
+
+int pc_stats_init(const struct pc_config *cfg);
+void pc_stats_record(const struct pc_stats_req *r);
+void pc_stats_eviction(uint64_t n);
+
+/* Lifetime totals: loaded at start, written back in batches (from the sync
+ * timer and at shutdown), never per request. */
+int pc_stats_load_lifetime(struct pc_cache *c);
+int pc_stats_save_lifetime(struct pc_cache *c);
+
+/* JSON object for /_promptcache/stats (cache figures from `c`). */
+int pc_stats_json(struct pc_cache *c, pc_buf *out);
+/* Prometheus text exposition format 0.0.4. */
+int pc_stats_prometheus(struct pc_cache *c, pc_buf *out);
+
+/* Parse a usage block out of a response body (JSON or an SSE stream). */
+void pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u);
+/* Normalized usage ⇄ the compact JSON text kept in an entry. */
+int pc_usage_write(const struct pc_usage *u, pc_buf *out);
+void pc_usage_read(const char *p, size_t n, struct pc_usage *u);
+
+#endif

@@ -1,0 +1,119 @@
+/* usage.c — token usage out of provider responses, normalized:
+ *   input  = every prompt token, cached or not
+ *   cached_input = prompt tokens read from the provider's own prompt cache
+ *   cache_write  = prompt tokens written to it (Anthropic)
+ *   output = completion tokens
+ * OpenAI chat/completions: usage.prompt_tokens (incl. prompt_tokens_details
+ * .cached_tokens), usage.completion_tokens. OpenAI Responses: usage
+ * .input_tokens (incl. input_tokens_details.cached_tokens), output_tokens.
+ * Anthropic: usage.input_tokens + cache_read_input_tokens +
+ * cache_creation_input_tokens, output_tokens. Gemini: usageMetadata
+ * .promptTokenCount (incl. cachedContentTokenCount), candidatesTokenCount.
+ * Streams: each SSE data event is examined; the largest value seen for each
+ * figure wins (Anthropic splits usage over message_start / message_delta,
+ * OpenAI sends it in the last chunk, Responses inside response.completed). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "stats.h"
+
+static uint64_t num(const struct pc_json *o, const char *ptr) {
+  const struct pc_json *v = pc_json_at(o, ptr);
+  return v && v->type == PC_JSON_NUMBER && v->num > 0 ? (uint64_t)v->num : 0;
+}
+
+static void take(uint64_t *dst, uint64_t v) {
+  if (v > *dst) *dst = v;
+}
+
+/* Usage in one JSON document (a whole body or one SSE event). */
+static void from_doc(const struct pc_json *r, struct pc_usage *u) {
+  const struct pc_json *usage = pc_json_get(r, "usage");
+  if (!usage) {
+    const struct pc_json *inner = pc_json_get(r, "message"); /* Anthropic message_start */
+    if (!inner) inner = pc_json_get(r, "response");          /* Responses response.completed */
+    usage = inner ? pc_json_get(inner, "usage") : NULL;
+  }
+  if (usage && usage->type == PC_JSON_OBJECT) {
+    u->present = 1;
+    uint64_t cache_read = num(usage, "/cache_read_input_tokens"), cache_write = num(usage, "/cache_creation_input_tokens");
+    take(&u->input, num(usage, "/prompt_tokens"));
+    take(&u->input, num(usage, "/input_tokens") + cache_read + cache_write);
+    take(&u->output, num(usage, "/completion_tokens"));
+    take(&u->output, num(usage, "/output_tokens"));
+    take(&u->cached_input, num(usage, "/prompt_tokens_details/cached_tokens"));
+    take(&u->cached_input, num(usage, "/input_tokens_details/cached_tokens"));
+    take(&u->cached_input, cache_read);
+    take(&u->cache_write, cache_write);
+  }
+  const struct pc_json *g = pc_json_get(r, "usageMetadata");
+  if (g && g->type == PC_JSON_OBJECT) {
+    u->present = 1;
+    take(&u->input, num(g, "/promptTokenCount"));
+    take(&u->output, num(g, "/candidatesTokenCount"));
+    take(&u->cached_input, num(g, "/cachedContentTokenCount"));
+  }
+}
+
+static void from_json(const char *p, size_t n, struct pc_usage *u) {
+  struct pc_json_doc *doc = NULL;
+  if (pc_json_parse(p, n, &doc, NULL)) return;
+  const struct pc_json *r = pc_json_root(doc);
+  if (r->type == PC_JSON_OBJECT) from_doc(r, u);
+  else if (r->type == PC_JSON_ARRAY) /* Gemini without alt=sse streams a JSON array */
+    for (size_t i = 0; i < r->len; i++) from_doc(&r->kids[i], u);
+  pc_json_free(doc);
+}
+
+static void from_sse(const char *p, size_t n, struct pc_usage *u) {
+  const char *end = p + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    if (le - p > 5 && !memcmp(p, "data:", 5)) {
+      const char *d = p + 5;
+      if (*d == ' ') d++;
+      size_t dl = (size_t)(le - d);
+      if (dl && d[dl - 1] == '\r') dl--;
+      if (dl && (memmem(d, dl, "sage", 4))) from_json(d, dl, u); /* usage / usageMetadata */
+    }
+    p = nl ? nl + 1 : end;
+  }
+}
+
+void pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u) {
+  memset(u, 0, sizeof *u);
+  if (sse) from_sse(body, n, u);
+  else from_json(body, n, u);
+}
+
+int pc_usage_write(const struct pc_usage *u, pc_buf *out) {
+  if (!u->present) return 0;
+  return pc_buf_printf(out, "{\"input\":%llu,\"output\":%llu,\"cached_input\":%llu,\"cache_write\":%llu}",
+                       (unsigned long long)u->input, (unsigned long long)u->output,
+                       (unsigned long long)u->cached_input, (unsigned long long)u->cache_write);
+}
+
+/* Read back what pc_usage_write wrote, without a JSON parser: this runs on
+ * every hit. */
+static uint64_t field(const char *p, size_t n, const char *name) {
+  char pat[32];
+  int l = snprintf(pat, sizeof pat, "\"%s\":", name);
+  const char *f = memmem(p, n, pat, (size_t)l);
+  if (!f) return 0;
+  uint64_t v = 0;
+  for (f += l; f < p + n && *f >= '0' && *f <= '9'; f++) v = v * 10 + (uint64_t)(*f - '0');
+  return v;
+}
+
+void pc_usage_read(const char *p, size_t n, struct pc_usage *u) {
+  memset(u, 0, sizeof *u);
+  if (!n) return;
+  u->present = 1;
+  u->input = field(p, n, "input");
+  u->output = field(p, n, "output");
+  u->cached_input = field(p, n, "cached_input");
+  u->cache_write = field(p, n, "cache_write");
+}
