@@ -12,8 +12,9 @@ if (cmd === 'response') {
   const fd = openSync(out, 'w');
   for (let i = 0; i < count; i++) {
     const s = body(i, size);
-    if (Buffer.byteLength(s) !== size) throw new Error(`body ${i}: ${Buffer.byteLength(s)} bytes, wanted ${size}`);
-    writeSync(fd, s + '\n');
+    if (s.length !== size) throw new Error(`body ${i}: ${s.length} bytes, wanted ${size}`);
+    writeSync(fd, s);
+    writeSync(fd, "\n");
   }
   closeSync(fd);
 } else {

@@ -55,59 +55,62 @@ export function corpus(n, seed = 1) {
   return parts.join('');
 }
 
-let BIG = '';
-function text(off, n) {
-  if (BIG.length < n + 70000) BIG = corpus(n + 140000, 7);
-  const o = off % (BIG.length - n);
-  return BIG.slice(o, o + n);
+let BIG = null; // the corpus as escaped JSON string content, in UTF-8 bytes
+
+// A slice of about n bytes of escaped corpus text that is valid JSON string
+// content on its own (no split escape, no split UTF-8 sequence).
+function piece(off, n) {
+  if (!BIG || BIG.length < n + 70000) BIG = Buffer.from(JSON.stringify(corpus(2 * n + 140000, 7)).slice(1, -1));
+  let s = off % (BIG.length - n - 1);
+  let e = s + n;
+  while (s < e && (BIG[s] & 0xc0) === 0x80) s++;
+  if (BIG[s] === 0x22 || (s > 0 && BIG[s - 1] === 0x5c && BIG[s] !== 0x5c && BIG[s] !== 0x22 && BIG[s] !== 0x6e)) s++;
+  // a slice must not start in the middle of an escape: skip the char after a backslash
+  if (s > 0 && BIG[s - 1] === 0x5c) {
+    let k = s - 1, bs = 0;
+    while (k >= 0 && BIG[k] === 0x5c) { bs++; k--; }
+    if (bs % 2 === 1) s++;
+  }
+  while (e > s && (BIG[e] & 0xc0) === 0x80) e--;
+  let bs = 0;
+  for (let k = e - 1; k >= s && BIG[k] === 0x5c; k--) bs++;
+  if (bs % 2 === 1) e--;
+  return BIG.subarray(s, e);
 }
 
-// Body i of exactly `size` bytes (UTF-8), compact-but-SDK-like JSON
-// (", " and ": " separators, insertion-ordered keys), one line.
+// Body i of exactly `size` bytes of UTF-8, SDK-like JSON (", " and ": "
+// separators, insertion-ordered keys), one line, as a Buffer.
 export function body(i, size) {
   const sys = 'You are a helpful assistant for an online store. Answer briefly and cite the policy section you used.';
-  const tail = { temperature: 0.2, max_tokens: 512, stream: false };
-  const mk = (u1, a1, u2) =>
-    JSON.stringify({
-      model: 'gpt-4o-mini',
-      messages: [
-        { role: 'system', content: sys },
-        { role: 'user', content: u1 },
-        { role: 'assistant', content: a1 },
-        { role: 'user', content: u2 },
-      ],
-      ...tail,
-    })
-      .replace(/","/g, '", "')
-      .replace(/},\{/g, '}, {')
-      .replace(/":/g, '": ')
-      .replace(/,"/g, ', "');
-  const base = Buffer.byteLength(mk('', '', ''));
-  const room = Math.max(0, size - base - 40);
+  const parts = [
+    '{"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "' + sys + '"}, {"role": "user", "content": "',
+    null,
+    '"}, {"role": "assistant", "content": "',
+    null,
+    '"}, {"role": "user", "content": "Question #' + i + ': ',
+    null,
+    null,
+    '"}], "temperature": 0.2, "max_tokens": 512, "stream": false}',
+  ];
+  const fixed = [0, 2, 4, 7].reduce((a, k) => a + Buffer.byteLength(parts[k]), 0);
+  const room = Math.max(0, size - fixed);
   const off = i * 7919 + size;
-  const u1 = text(off, Math.floor(room * 0.25));
-  const a1 = text(off + 1234567, Math.floor(room * 0.25));
-  let n2 = room - u1.length - a1.length;
-  const head = `Question #${i}: `;
-  let u2 = head + text(off + 7654321, Math.max(0, n2));
-  let s = mk(u1, a1, u2);
-  // Escapes and multi-byte characters make it longer than planned: trim, then pad.
-  for (let k = 0; k < 20 && Buffer.byteLength(s) > size; k++) {
-    const over = Buffer.byteLength(s) - size;
-    u2 = u2.slice(0, Math.max(head.length, u2.length - over - 2));
-    s = mk(u1, a1, u2);
-  }
-  const pad = size - Buffer.byteLength(s);
-  if (pad > 0) s = mk(u1, a1, u2 + ' '.repeat(pad));
-  return s;
+  const bufs = parts.map((p) => (p === null ? null : Buffer.from(p)));
+  bufs[1] = piece(off, Math.floor(room * 0.25));
+  bufs[3] = piece(off + 1234567, Math.floor(room * 0.25));
+  bufs[5] = piece(off + 7654321, Math.max(0, room - bufs[1].length - bufs[3].length));
+  const used = bufs.reduce((a, b) => a + (b ? b.length : 0), 0);
+  bufs[6] = Buffer.alloc(Math.max(0, size - used), 0x20);
+  return Buffer.concat(bufs);
 }
 
 export const md5 = (b) => createHash('md5').update(b).digest('hex');
 
 // The upstream's answer; id = "chatcmpl-" + 32 hex digits. No '$', '\'' or
 // '\\' in it, so nginx can return it verbatim from a quoted string.
+let CONTENT = null;
 export function response(idhex) {
-  const content = corpus(700, 3).replace(/["\n$'\\]/g, ' ').replace(/ +/g, ' ').slice(0, 700).trim();
+  const content = CONTENT || (CONTENT = corpus(700, 3).replace(/["\n$'\\]/g, ' ').replace(/ +/g, ' ').slice(0, 700).trim());
   return JSON.stringify({
     id: 'chatcmpl-' + idhex,
     object: 'chat.completion',

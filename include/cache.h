@@ -2,8 +2,9 @@
  * One environment directory per database. Named sub-databases:
  *   "entries": 16-byte key -> encoded entry (entry.h)
  *   "meta":    small records such as the per-database secret
- * Safe to open from several processes at once (LMDB's own locking); a
- * pc_cache handle is used from one thread at a time. */
+ *   "atime":   16-byte key -> u32 last access (seconds since the epoch)
+ * Safe to open from several processes at once (LMDB's own locking); one
+ * handle per process, shared by its threads (each has its own read txn). */
 #ifndef PC_CACHE_H
 #define PC_CACHE_H
 
@@ -25,6 +26,9 @@ enum pc_cache_sync {
  * `path`, with a map size bound of `max_size` bytes. */
 int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out);
 void pc_cache_close(pc_cache *c);
+/* A thread that used pc_cache_get on `c` calls this before it exits (the
+ * thread that closes the cache need not). */
+void pc_cache_thread_done(pc_cache *c);
 
 /* The per-database secret used to fingerprint credentials; created with
  * random bytes (getrandom) the first time, the same forever after. */
@@ -43,6 +47,23 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
 /* Returns 0 or PC_ENOTFOUND (or PC_EMAPFULL: a delete copies pages too, so
  * in a completely full map it can fail). */
 int pc_cache_del(pc_cache *c, const uint8_t key[16]);
+
+/* Store several entries in one write transaction (their access time set to
+ * now_s). If the batch fails, each item is retried alone so one bad item
+ * cannot lose the others; items[i].rc gets each item's outcome (0 or
+ * PC_EMAPFULL / PC_EIO). Returns the first failure or 0. */
+struct pc_cache_put_item {
+  const uint8_t *key;
+  const void *val;
+  size_t len;
+  int rc;
+};
+int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s);
+/* Record accesses (16-byte keys, packed) for LRU eviction, in one txn. */
+int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n, uint32_t now_s);
+/* Delete least recently used entries until the bytes in use are at or below
+ * target_bytes. *evicted gets the number deleted. */
+int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted);
 
 /* Delete n 16-byte keys (packed) in one write transaction; missing keys are
  * skipped. *deleted gets how many existed. */

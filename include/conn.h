@@ -54,6 +54,7 @@ struct pc_resp {
   struct pc_usage usage; /* tokens of the entry served (HIT/STALE/COALESCED) */
   int err_class;       /* enum pc_err_class or -1 */
   int replay_miss;
+  const char *extra_headers; /* complete "Name: value\r\n" lines added to the head */
   const char *cache; /* X-PromptCache-Status value, or NULL for none */
   char key[PC_KEY_HEX_LEN + 1];
   int head_sent;

@@ -19,6 +19,8 @@ struct pc_worker {
   pc_cache *cache;
   uint8_t secret[PC_CACHE_SECRET_LEN];
   struct pc_upstream *up;
+  struct pc_writer *writer; /* shared by all workers */
+  struct pc_wport *port;    /* this loop's completions from the writer */
   uv_tcp_t listeners[PC_MAX_LISTEN];
   size_t n_listeners;
   struct pc_conn *conns; /* every open connection */

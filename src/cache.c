@@ -1,9 +1,12 @@
 /* cache.c — the LMDB environment (see cache.h); the only file that calls LMDB.
  * What must stay true here:
  *  - The hit path (pc_cache_get) never opens a write txn. It reuses one read
- *    txn per handle, renewed before and reset after every lookup, so a lookup
- *    costs no allocation and holds no snapshot between requests (a held
- *    snapshot would stop LMDB from reusing freed pages).
+ *    txn per thread (event-loop workers share the environment), renewed
+ *    before and reset after every lookup, so a lookup costs no allocation and
+ *    holds no snapshot between requests (a held snapshot would stop LMDB from
+ *    reusing freed pages).
+ *  - "atime" holds a last-access time per entry (seconds, u32 LE), written in
+ *    batches by the writer thread; eviction drops the least recently used.
  *  - Values are borrowed from the map only while a txn is open: get copies
  *    them out, iterate lends them to the callback for the call only.
  *  - Everything read from disk is checked, never asserted; every LMDB error is
@@ -23,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -37,10 +41,26 @@ struct pc_cache {
   MDB_env *env;
   MDB_dbi entries;
   MDB_dbi meta;
+  MDB_dbi atime;
   int env_open;  /* mdb_env_open succeeded: sync and dbi close make sense */
   int dbis_open; /* entries and meta are valid handles */
-  MDB_txn *rtxn; /* the reusable read txn for get/count/secret; NULL until first use */
 };
+
+/* The calling thread's reusable read txn for get/count/secret (NULL until
+ * first use), tied to the handle it was begun on. */
+static __thread struct {
+  const pc_cache *owner;
+  MDB_txn *txn;
+} tls_r;
+
+static MDB_txn **rtxn_slot(const pc_cache *c) {
+  if (tls_r.owner != c) {
+    /* a txn of a handle closed on this thread was aborted at close */
+    tls_r.owner = c;
+    tls_r.txn = NULL;
+  }
+  return &tls_r.txn;
+}
 
 /* ---- errors --------------------------------------------------------- */
 
@@ -130,9 +150,10 @@ out:
  * active, so the (reset) read txn is dropped first; the next get begins a
  * fresh one. */
 static int adopt_mapsize(pc_cache *c) {
-  if (c->rtxn) {
-    mdb_txn_abort(c->rtxn);
-    c->rtxn = NULL;
+  MDB_txn **r = rtxn_slot(c);
+  if (*r) {
+    mdb_txn_abort(*r);
+    *r = NULL;
   }
   return mdb_env_set_mapsize(c->env, 0);
 }
@@ -166,6 +187,8 @@ static int dbis_open(pc_cache *c) {
   if (m) goto out;
   m = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
   if (m) goto out;
+  m = mdb_dbi_open(txn, "atime", MDB_CREATE, &c->atime);
+  if (m) goto out;
   m = txn_commit(&txn);
   if (m) goto out;
   c->dbis_open = 1;
@@ -198,11 +221,12 @@ out:
 
 void pc_cache_close(pc_cache *c) {
   if (!c) return;
-  txn_abort(&c->rtxn); /* aborting a reset read txn just frees it */
+  pc_cache_thread_done(c); /* aborting a reset read txn just frees it */
   if (c->env_open) (void)mdb_env_sync(c->env, 1);
   if (c->dbis_open) {
     mdb_dbi_close(c->env, c->entries);
     mdb_dbi_close(c->env, c->meta);
+    mdb_dbi_close(c->env, c->atime);
   }
   if (c->env) mdb_env_close(c->env);
   free(c);
@@ -216,20 +240,26 @@ int pc_cache_sync(pc_cache *c) { return map_err(mdb_env_sync(c->env, 1)); }
  * already ended the txn inside LMDB, so it is freed and begun afresh, which
  * also covers MDB_MAP_RESIZED. Returns a PC_E* code. */
 static int rtxn_acquire(pc_cache *c, MDB_txn **txn) {
-  MDB_txn *t = NULL;
+  MDB_txn *t = NULL, **r = rtxn_slot(c);
   int m = MDB_BAD_TXN; /* no txn to renew yet */
-  if (c->rtxn) m = mdb_txn_renew(c->rtxn);
+  if (*r) m = mdb_txn_renew(*r);
   if (m) {
-    txn_abort(&c->rtxn);
+    txn_abort(r);
     m = txn_begin(c, MDB_RDONLY, &t);
-    if (m == 0) c->rtxn = t;
+    r = rtxn_slot(c);
+    if (m == 0) *r = t;
   }
-  *txn = c->rtxn;
+  *txn = *r;
   return map_err(m);
 }
 
 /* Release the snapshot (and with it every borrowed pointer), keep the handle. */
-static void rtxn_release(pc_cache *c) { mdb_txn_reset(c->rtxn); }
+static void rtxn_release(pc_cache *c) { mdb_txn_reset(*rtxn_slot(c)); }
+
+void pc_cache_thread_done(pc_cache *c) {
+  if (tls_r.owner == c) txn_abort(&tls_r.txn);
+  tls_r.owner = NULL;
+}
 
 static MDB_val key_val(const uint8_t key[KEY_LEN]) {
   MDB_val k = {KEY_LEN, (void *)key};
@@ -254,6 +284,142 @@ out:
 
 /* ---- writes --------------------------------------------------------- */
 
+static int atime_put(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN], uint32_t now_s) {
+  unsigned char b[4] = {(unsigned char)now_s, (unsigned char)(now_s >> 8), (unsigned char)(now_s >> 16),
+                        (unsigned char)(now_s >> 24)};
+  MDB_val k = key_val(key), v = {sizeof b, b};
+  return mdb_put(txn, c->atime, &k, &v, 0);
+}
+
+static uint32_t atime_get(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
+  MDB_val k = key_val(key), v;
+  if (mdb_get(txn, c->atime, &k, &v) || v.mv_size != 4) return 0;
+  const unsigned char *b = v.mv_data;
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Delete an entry and its access time (raw LMDB code). */
+static int del_one(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
+  MDB_val k = key_val(key);
+  int m = mdb_del(txn, c->entries, &k, NULL);
+  if (m == 0 || m == MDB_NOTFOUND) {
+    int a = mdb_del(txn, c->atime, &k, NULL);
+    if (a && a != MDB_NOTFOUND) return a;
+  }
+  return m;
+}
+
+/* All items in one txn; raw LMDB code of the first failure. */
+static int put_all(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s) {
+  MDB_txn *txn = NULL;
+  int m = txn_begin(c, 0, &txn);
+  for (size_t i = 0; !m && i < n; i++) {
+    MDB_val k = key_val(items[i].key), v = {items[i].len, (void *)items[i].val};
+    m = mdb_put(txn, c->entries, &k, &v, 0);
+    if (!m) m = atime_put(c, txn, items[i].key, now_s);
+  }
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  return m;
+}
+
+int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s) {
+  int m = put_all(c, items, n, now_s);
+  if (m == 0 || n == 1) {
+    for (size_t i = 0; i < n; i++) items[i].rc = map_err(m);
+    return map_err(m);
+  }
+  /* One bad item must not lose the batch: retry them one by one. */
+  int first = 0;
+  for (size_t i = 0; i < n; i++) {
+    items[i].rc = map_err(put_all(c, &items[i], 1, now_s));
+    if (items[i].rc && !first) first = items[i].rc;
+  }
+  return first;
+}
+
+int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n, uint32_t now_s) {
+  MDB_txn *txn = NULL;
+  int m = txn_begin(c, 0, &txn);
+  for (size_t i = 0; !m && i < n; i++) {
+    MDB_val k = key_val(keys + KEY_LEN * i), v;
+    if (mdb_get(txn, c->entries, &k, &v)) continue; /* evicted or purged meanwhile */
+    m = atime_put(c, txn, keys + KEY_LEN * i, now_s);
+  }
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  return map_err(m);
+}
+
+struct victim {
+  uint8_t key[KEY_LEN];
+  uint32_t atime;
+  size_t size;
+};
+
+static int cmp_victim(const void *a, const void *b) {
+  const struct victim *x = a, *y = b;
+  return (x->atime > y->atime) - (x->atime < y->atime);
+}
+
+/* Every entry with its access time and size, in one read snapshot. */
+static int collect_victims(pc_cache *c, struct victim **out, size_t *n) {
+  MDB_txn *txn = NULL;
+  MDB_cursor *cur = NULL;
+  MDB_val k, v;
+  size_t cap = 0;
+  *out = NULL;
+  *n = 0;
+  int m = txn_begin(c, MDB_RDONLY, &txn);
+  if (!m) m = mdb_cursor_open(txn, c->entries, &cur);
+  for (int op = MDB_FIRST; !m && (m = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+    if (k.mv_size != KEY_LEN) continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      struct victim *nv = realloc(*out, cap * sizeof *nv);
+      if (!nv) {
+        m = ENOMEM;
+        break;
+      }
+      *out = nv;
+    }
+    struct victim *vi = &(*out)[(*n)++];
+    memcpy(vi->key, k.mv_data, KEY_LEN);
+    vi->atime = atime_get(c, txn, vi->key);
+    vi->size = v.mv_size + KEY_LEN + 64; /* rough per-entry overhead in pages */
+  }
+  if (m == MDB_NOTFOUND) m = 0;
+  if (cur) mdb_cursor_close(cur);
+  txn_abort(&txn);
+  return m;
+}
+
+int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
+  size_t entries, bytes, n = 0, done = 0;
+  struct victim *v = NULL;
+  *evicted = 0;
+  int rc = pc_cache_count(c, &entries, &bytes);
+  if (rc || bytes <= target_bytes) return rc;
+  int m = collect_victims(c, &v, &n);
+  if (!m) qsort(v, n, sizeof *v, cmp_victim);
+  size_t need = bytes - target_bytes, freed = 0;
+  MDB_txn *txn = NULL;
+  if (!m) m = txn_begin(c, 0, &txn);
+  for (size_t i = 0; !m && i < n && freed < need; i++) {
+    m = del_one(c, txn, v[i].key);
+    if (m == MDB_NOTFOUND) m = 0;
+    else if (!m) {
+      freed += v[i].size;
+      done++;
+    }
+  }
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  free(v);
+  if (!m) *evicted = done;
+  return map_err(m);
+}
+
 int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len) {
   MDB_txn *txn = NULL;
   MDB_val k = key_val(key), v = {len, (void *)val};
@@ -263,6 +429,8 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
    * nothing is stored and the environment stays usable. */
   m = mdb_put(txn, c->entries, &k, &v, 0);
   if (m) goto out;
+  m = atime_put(c, txn, key, (uint32_t)time(NULL));
+  if (m) goto out;
   m = txn_commit(&txn);
 out:
   txn_abort(&txn);
@@ -271,10 +439,9 @@ out:
 
 int pc_cache_del(pc_cache *c, const uint8_t key[16]) {
   MDB_txn *txn = NULL;
-  MDB_val k = key_val(key);
   int m = txn_begin(c, 0, &txn);
   if (m) goto out;
-  m = mdb_del(txn, c->entries, &k, NULL);
+  m = del_one(c, txn, key);
   if (m) goto out;
   m = txn_commit(&txn);
 out:
@@ -287,8 +454,7 @@ int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *delete
   size_t done = 0;
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
-    MDB_val k = key_val(keys + 16 * i);
-    m = mdb_del(txn, c->entries, &k, NULL);
+    m = del_one(c, txn, keys + 16 * i);
     if (m == MDB_NOTFOUND) m = 0; /* deleted meanwhile by another process */
     else if (!m) done++;
   }
@@ -432,15 +598,16 @@ static size_t pages_of(const MDB_stat *s) {
  * fall when entries are deleted, which is what eviction needs to watch. */
 int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes) {
   MDB_txn *txn;
-  MDB_stat se, sm;
+  MDB_stat se, sm, sa;
   int rc = rtxn_acquire(c, &txn);
   if (rc) goto out;
   rc = map_err(mdb_stat(txn, c->entries, &se));
   if (rc == 0) rc = map_err(mdb_stat(txn, c->meta, &sm));
+  if (rc == 0) rc = map_err(mdb_stat(txn, c->atime, &sa));
   rtxn_release(c);
   if (rc) goto out;
   *entries = se.ms_entries;
-  *bytes = (pages_of(&se) + pages_of(&sm)) * se.ms_psize;
+  *bytes = (pages_of(&se) + pages_of(&sm) + pages_of(&sa)) * se.ms_psize;
 out:
   return rc;
 }

@@ -485,7 +485,13 @@ void pc_config_free(struct pc_config *c) {
 
 void pc_config_usage(void *file) {
   FILE *f = file;
-  fputs("usage: promptcache serve [options]        run the caching proxy (default subcommand)\n"
+  fputs("usage: promptcache serve   [options]        run the caching proxy (the default subcommand)\n"
+        "       promptcache stats   [--db PATH] [--json]\n"
+        "       promptcache export  [--db PATH] [--out FILE] [--namespace NS] [--allow-secrets]\n"
+        "       promptcache import  [--db PATH] FILE...\n"
+        "       promptcache purge   [--db PATH] (--all | --key KEY | --namespace NS | --older-than DURATION)\n"
+        "       promptcache inspect [--db PATH] KEY\n"
+        "       promptcache verify  [--db PATH]\n"
         "       promptcache --help | --version\n"
         "\n"
         "serve options (each also read from PROMPTCACHE_<NAME>, e.g. PROMPTCACHE_KEY_SCOPE;\n"
@@ -497,7 +503,7 @@ void pc_config_usage(void *file) {
         "  --max-size SIZE           cache size bound [1GiB]\n"
         "  --mode MODE               readwrite|readonly|record|replay|off [readwrite]\n"
         "  --ttl DURATION            default entry lifetime, 0 = never expires [0]\n"
-        "  --key-scope SCOPE         credential|shared: is the caller's credential part of the key [credential]\n"
+        "  --key-scope SCOPE         credential|shared [credential; shared in record and replay]\n"
         "  --ignore-field POINTER    repeatable JSON pointer dropped from the key, e.g. /user\n"
         "  --cache-path GLOB         repeatable; replaces the default cacheable path list\n"
         "  --max-body SIZE           larger request bodies get 413 [32MiB]\n"
@@ -505,9 +511,14 @@ void pc_config_usage(void *file) {
         "  --client-timeout DUR      a request must arrive whole within this [30s]\n"
         "  --idle-timeout DUR        idle keep-alive connections are closed after this [60s]\n"
         "  --upstream-ca FILE        extra CA bundle for a private upstream\n"
+        "  --admin-token TOKEN       required as Authorization: Bearer on admin endpoints but health\n"
         "  --log-format FORMAT       text|json access log on stderr [text]\n"
-        "  --sync MODE               batch|periodic fsync of cache writes [periodic]\n"
-        "  --admin-token, --workers, --replay-pacing, --max-followers, --replay, --fail-on-miss,\n"
-        "  --prices                  accepted; see README for their status\n",
+        "  --workers N               event-loop threads [1]\n"
+        "  --replay-pacing MODE      none|original: replay streamed hits at once or with recorded gaps [none]\n"
+        "  --max-followers N         requests that may wait on one in-flight miss [1024]\n"
+        "  --replay FILE             repeatable; load a JSONL recording into the database at start\n"
+        "  --fail-on-miss            exit non-zero at shutdown if any replay miss happened\n"
+        "  --prices FILE             per-model token prices (JSON), to report money saved\n"
+        "  --sync MODE               batch|periodic fsync of cache writes [periodic]\n",
         f);
 }

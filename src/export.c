@@ -28,6 +28,7 @@
 #include "export.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@
 #define FIELD_MAX ((size_t)64 * 1024)    /* route, method, path, namespace, header values */
 #define POINTER_MAX ((size_t)64 * 1024)
 #define HEADERS_MAX ((size_t)1 << 20)
-#define TIME_LEN 32
+#define TIME_LEN 80
 #define N_FIELDS (4 + PC_KEY_N_HEADERS)
 
 /* ====================================================================== */
@@ -723,7 +724,7 @@ static int export_one(void *ud, const uint8_t key[16], const void *val, size_t l
   if (w->o->ns && (v.e.ns.n != strlen(w->o->ns) || memcmp(v.e.ns.p, w->o->ns, v.e.ns.n))) goto out;
   if (!w->o->allow_secrets && (rc = scan_view(&v, &hit)) != 0) {
     if (rc == 1)
-      snprintf(w->err, w->errlen, "export refused: entry %s holds %s at %s (use --allow-secrets to export anyway)",
+      snprintf(w->err, w->errlen, "refused: entry %s holds %s at %s (use --allow-secrets to export anyway)",
                hex, hit.kind, hit.pointer);
     rc = rc == 1 ? PC_EINVAL : rc == PC_EINVAL ? PC_EIO : rc;
     goto out;

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "server.h"
 #include "upstream.h"
+#include "writer.h"
 
 struct pc_flight {
   struct pc_worker *w;
@@ -34,6 +35,9 @@ struct pc_flight {
   pc_buf chunks;      /* struct pc_chunk array */
   int over_limit;     /* recording gave up: do not store, accept no followers */
   int head_seen;
+  int storing; /* waiting for the writer to commit the entry */
+  int rc;
+  int64_t upstream_us;
   size_t n_followers;
   struct pc_usage usage;
   uint64_t first_ns;
@@ -157,9 +161,37 @@ static int is_event_stream(const pc_buf *head) {
   return head->data && strcasestr(head->data, "content-type: text/event-stream") != NULL;
 }
 
-static void store(struct pc_flight *f) {
+static void finish(struct pc_flight *f) {
+  while (f->subs) {
+    struct pc_sub *s = f->subs;
+    f->subs = s->next;
+    s->flight = NULL;
+    s->next = NULL;
+    s->usage = f->usage;
+    s->ops->on_end(s, f->rc, f->upstream_us);
+  }
+  flight_free(f);
+}
+
+/* The entry is committed (or could not be): now the clients may see the end
+ * of the response, so that whatever a client saw complete is HIT-able. */
+static void stored(void *ud, int rc) {
+  struct pc_flight *f = ud;
+  if (rc) {
+    char hex[PC_KEY_HEX_LEN + 1];
+    pc_key_hex(&f->req.key, hex);
+    pc_log_warn("store failed for key %s: %s", hex, pc_strerror(rc));
+  }
+  f->storing = 0;
+  finish(f);
+}
+
+static int encode(struct pc_flight *f, pc_buf *enc) {
   struct pc_entry e;
+  pc_buf usage;
   memset(&e, 0, sizeof e);
+  pc_buf_init(&usage, 512);
+  pc_usage_write(&f->usage, &usage);
   e.status = f->status;
   e.created_ms = wall_ms();
   e.expires_ms = f->req.ttl_ms > 0 ? e.created_ms + f->req.ttl_ms : 0;
@@ -170,45 +202,38 @@ static void store(struct pc_flight *f) {
   e.model = (struct pc_slice){f->req.model, strlen(f->req.model)};
   e.headers = (struct pc_slice){f->store_head.data ? f->store_head.data : "", f->store_head.len};
   e.body = (struct pc_slice){f->record.data ? f->record.data : "", f->record.len};
-  pc_buf usage;
-  pc_buf_init(&usage, 512);
-  pc_usage_write(&f->usage, &usage);
   e.usage = (struct pc_slice){usage.data ? usage.data : "", usage.len};
   if (f->req.stream || is_event_stream(&f->store_head)) {
     e.flags |= PC_ENTRY_F_SSE;
     e.chunks = (const struct pc_chunk *)f->chunks.data;
     e.n_chunks = (uint32_t)(f->chunks.len / sizeof(struct pc_chunk));
   }
-  pc_buf enc;
-  pc_buf_init(&enc, f->w->cfg->max_size);
-  int rc = pc_entry_encode(&e, &enc);
-  if (!rc) rc = pc_cache_put(f->w->cache, f->req.key.b, enc.data, enc.len);
-  if (rc) {
-    char hex[PC_KEY_HEX_LEN + 1];
-    pc_key_hex(&f->req.key, hex);
-    pc_log_warn("store failed for key %s: %s", hex, pc_strerror(rc));
-  }
-  pc_buf_free(&enc);
+  int rc = pc_entry_encode(&e, enc);
   pc_buf_free(&usage);
+  return rc;
 }
 
 static void on_done(void *ud, int rc) {
   struct pc_flight *f = ud;
-  int64_t up_us = pc_fetch_elapsed_us(f->fetch);
+  f->upstream_us = pc_fetch_elapsed_us(f->fetch);
+  f->rc = rc;
   f->fetch = NULL;
   if (!rc && f->status == 200 && !f->over_limit && (f->req.store || f->n_followers))
     pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len,
                        f->req.stream || is_event_stream(&f->client_head), &f->usage);
-  if (!rc && storable(f)) store(f);
-  while (f->subs) {
-    struct pc_sub *s = f->subs;
-    f->subs = s->next;
-    s->flight = NULL;
-    s->next = NULL;
-    s->usage = f->usage;
-    s->ops->on_end(s, rc, up_us);
+  if (!rc && storable(f)) {
+    pc_buf enc;
+    pc_buf_init(&enc, f->w->cfg->max_size);
+    if (!encode(f, &enc)) {
+      size_t n;
+      char *p = pc_buf_steal(&enc, &n);
+      f->storing = 1;
+      pc_writer_put(f->w->port, f->req.key.b, p, n, stored, f);
+      return;
+    }
+    pc_buf_free(&enc);
   }
-  flight_free(f);
+  finish(f);
 }
 
 static const struct pc_fetch_ops fetch_ops = {on_head, on_body, on_done};
@@ -279,8 +304,10 @@ void pc_flight_leave(struct pc_sub *sub) {
 }
 
 void pc_flight_abort_all(struct pc_worker *w) {
-  while (w->flights) {
-    struct pc_flight *f = w->flights;
+  struct pc_flight *f = w->flights, *next;
+  for (; f; f = next) {
+    next = f->next;
+    if (f->storing) continue; /* the commit is about to report back */
     if (f->fetch) pc_upstream_abort(f->fetch);
     f->fetch = NULL;
     while (f->subs) {

@@ -215,9 +215,9 @@ static int decode_u(struct parser *ps, const unsigned char *e, char **dp) {
   if (cp < 0) return fail(ps, p, PC_EJSON);
   if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(ps, p, PC_EUTF8);
   if (cp >= 0xD800 && cp <= 0xDBFF) {
-    if (e - p < 12 || p[6] != '\\' || p[7] != 'u') return fail(ps, p, PC_EUTF8);
-    long lo = hex4(p + 8);
-    if (lo < 0) return fail(ps, p + 6, PC_EJSON);
+    if (e - p < 8 || p[6] != '\\' || p[7] != 'u') return fail(ps, p, PC_EUTF8);
+    long lo = e - p < 12 ? -1 : hex4(p + 8);
+    if (lo < 0) return fail(ps, p + 6, PC_EJSON); /* a malformed escape is a syntax error */
     if (lo < 0xDC00 || lo > 0xDFFF) return fail(ps, p, PC_EUTF8);
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     p += 6;
@@ -276,16 +276,19 @@ static int decode_body(struct parser *ps, const unsigned char *e, char *dst, siz
 }
 
 /* String at ps->p (the opening quote) → arena copy, unescaped. Decoding never
- * grows the text, so the raw length bounds the allocation. */
+ * grows the text, so the raw length bounds the allocation. An unterminated
+ * string is still decoded so that the first error in reading order (say,
+ * invalid UTF-8 before the end) is the one reported. */
 static int parse_string(struct parser *ps, const char **out, size_t *len) {
   const unsigned char *q = ps->p + 1;
   while (q < ps->e && *q != '"') q += (*q == '\\') ? 2 : 1;
-  if (q >= ps->e) return fail(ps, ps->e, PC_EJSON);
+  if (q > ps->e) q = ps->e; /* a final lone backslash */
   char *dst = arena_alloc(ps->doc, (size_t)(q - ps->p));
   if (!dst) return PC_ENOMEM;
   ps->p++;
   int rc = decode_body(ps, q, dst, len);
   if (rc) return rc;
+  if (q == ps->e) return fail(ps, ps->e, PC_EJSON);
   ps->p = q + 1;
   *out = dst;
   return 0;
@@ -368,7 +371,7 @@ static int close_container(struct parser *ps) {
   struct frame *f = &ps->fr[ps->depth - 1];
   size_t n = ps->n_slots - f->start;
   struct pc_json v = {.type = f->type, .len = n};
-  const struct slot *s = ps->slots + f->start;
+  const struct slot *s = n ? ps->slots + f->start : NULL; /* slots may still be NULL */
   if (n) {
     struct pc_json *kids = arena_alloc(ps->doc, n * sizeof *kids);
     if (!kids) return PC_ENOMEM;
@@ -775,7 +778,7 @@ static int render_into(pc_buf *b, const struct pc_json *v, size_t abbrev) {
     if (!abbrev || v->len <= abbrev) return put_string(&s, v->str, v->len);
     return put_abbrev(&s, v->str, utf8_cut(v->str, abbrev));
   }
-  if (!abbrev) return put_value(&s, v, -1, 0);
+  if (!abbrev || abbrev >= DIFF_BUF_MAX) return put_value(&s, v, -1, 0);
   /* One byte past the limit tells "longer" and where a character starts. */
   pc_buf t;
   pc_buf_init(&t, DIFF_BUF_MAX);
@@ -875,16 +878,72 @@ static int diff_member(struct differ *df, const char *k, size_t kn, const struct
   return rc;
 }
 
+/* Member lookup for the diff. Small objects are scanned; when both sides are
+ * large, a sorted index keeps a hostile pair of 100k-member objects from
+ * costing 10^10 comparisons. Either way the first member of that name wins. */
+struct kref {
+  const char *k;
+  size_t n;
+  size_t i; /* member index: ties sort by it, so lower_bound finds the first */
+};
+
+struct members {
+  const struct pc_json *obj;
+  struct kref *ix; /* NULL: scan */
+};
+
+#define DIFF_SCAN_MAX ((size_t)1024) /* a->len * b->len up to this: scan */
+
+static int kref_cmp(const void *x, const void *y) {
+  const struct kref *p = x, *q = y;
+  int c = memcmp(p->k, q->k, p->n < q->n ? p->n : q->n);
+  if (c) return c;
+  if (p->n != q->n) return p->n < q->n ? -1 : 1;
+  return p->i < q->i ? -1 : p->i > q->i;
+}
+
+static int members_init(struct members *m, const struct pc_json *obj, int indexed) {
+  m->obj = obj;
+  m->ix = NULL;
+  if (!indexed || obj->len == 0) return 0;
+  m->ix = malloc(obj->len * sizeof *m->ix);
+  if (!m->ix) return PC_ENOMEM;
+  for (size_t i = 0; i < obj->len; i++) m->ix[i] = (struct kref){obj->keys[i], obj->key_lens[i], i};
+  qsort(m->ix, obj->len, sizeof *m->ix, kref_cmp);
+  return 0;
+}
+
+static const struct pc_json *members_find(const struct members *m, const char *k, size_t n) {
+  if (!m->ix) return find_member(m->obj, k, n);
+  struct kref want = {k, n, 0};
+  size_t lo = 0, hi = m->obj->len;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (kref_cmp(&m->ix[mid], &want) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == m->obj->len || m->ix[lo].n != n || memcmp(m->ix[lo].k, k, n) != 0) return NULL;
+  return &m->obj->kids[m->ix[lo].i];
+}
+
 static int diff_objects(struct differ *df, const struct pc_json *a, const struct pc_json *b, int depth) {
-  int rc = 0;
+  int indexed = b->len && a->len > DIFF_SCAN_MAX / b->len;
+  struct members ma, mb;
+  int rc = members_init(&ma, a, indexed);
+  mb.ix = NULL;
+  if (!rc) rc = members_init(&mb, b, indexed);
   for (size_t i = 0; !rc && i < a->len; i++) {
-    const struct pc_json *bv = find_member(b, a->keys[i], a->key_lens[i]);
+    const struct pc_json *bv = members_find(&mb, a->keys[i], a->key_lens[i]);
     rc = diff_member(df, a->keys[i], a->key_lens[i], &a->kids[i], bv, depth);
   }
   for (size_t j = 0; !rc && j < b->len; j++) {
-    if (find_member(a, b->keys[j], b->key_lens[j])) continue;
+    if (members_find(&ma, b->keys[j], b->key_lens[j])) continue;
     rc = diff_member(df, b->keys[j], b->key_lens[j], NULL, &b->kids[j], depth);
   }
+  free(ma.ix);
+  free(mb.ix);
   return rc;
 }
 
@@ -925,6 +984,11 @@ void pc_json_diff_free(struct pc_json_diff *d, size_t n) {
   free(d);
 }
 
+/* abbrev == 0 (or anything >= DIFF_BUF_MAX) means "never abbreviate". A NULL
+ * a or b is an absent document: one difference at "" unless both are NULL.
+ * With no differences kept, *out is NULL (pc_json_diff_free accepts it). On
+ * failure nothing is returned: *out NULL, *n and *total 0. PC_EDEPTH is only
+ * possible for hand-built trees deeper than any parsed document. */
 int pc_json_diff(const struct pc_json *a, const struct pc_json *b, size_t max_diffs, size_t abbrev,
                  struct pc_json_diff **out, size_t *n, size_t *total) {
   struct differ df = {.max = max_diffs, .abbrev = abbrev};

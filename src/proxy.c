@@ -20,11 +20,13 @@
 #include "flight.h"
 #include "key.h"
 #include "log.h"
+#include "nearest.h"
 #include "respond.h"
 #include "route.h"
 #include "server.h"
 #include "sse.h"
 #include "upstream.h"
+#include "writer.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
@@ -216,7 +218,10 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
   if (e.request.n != material->len || memcmp(e.request.p, material->data, material->len)) goto miss;
   int64_t now = wall_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
-  if ((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && age > ct->max_age_s)) {
+  /* replay serves recordings whatever their age: a CI fixture must not rot */
+  int fresh = c->w->cfg->mode == PC_MODE_REPLAY ||
+              !((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && age > ct->max_age_s));
+  if (!fresh) {
     c->stale.block = pc_buf_steal(&val, NULL);
     c->stale.e = e;
     return 0;
@@ -305,13 +310,54 @@ static int try_coalesce(struct pc_conn *c, struct pc_flight_req *fr) {
   return 1;
 }
 
+/* Replay mode never contacts upstream: a miss is a 424 that explains itself
+ * (the nearest recorded request and where it differs), also in the log. */
+static void replay_miss(struct pc_conn *c, const struct pc_route_match *m, const struct pc_flight_req *fr) {
+  struct pc_nearest near;
+  pc_buf body, text;
+  pc_buf_init(&body, 1 << 20);
+  pc_buf_init(&text, 1 << 20);
+  int cacheable = fr->material.len > 0;
+  int rc = cacheable ? pc_nearest_find(c->w->cache, m->route, fr->path, fr->material.data, fr->material.len, &near) : 0;
+  if (!cacheable) memset(&near, 0, sizeof near);
+  const char *why = cacheable ? "no recorded response for this request (replay mode never contacts upstream)"
+                              : "this request is not cacheable and replay mode never contacts upstream";
+  if (!rc) rc = pc_buf_puts(&body, "{\"error\":{\"type\":\"promptcache_replay_miss\",\"code\":\"replay_miss\",\"message\":");
+  if (!rc) rc = pc_nearest_text(&near, &text);
+  pc_buf msg;
+  pc_buf_init(&msg, 2 << 20);
+  if (!rc) rc = pc_buf_printf(&msg, "%s; %s", why, text.data ? text.data : "");
+  if (!rc) rc = pc_json_write_string(&body, msg.data, msg.len);
+  if (!rc && cacheable) rc = pc_buf_printf(&body, ",\"key\":\"%s\",\"nearest\":", c->resp.key);
+  else if (!rc) rc = pc_buf_puts(&body, ",\"key\":null,\"nearest\":");
+  if (!rc) rc = pc_nearest_json(&near, &body);
+  if (!rc) rc = pc_buf_puts(&body, "}}\n");
+  pc_log_warn("replay miss %s %.*s key=%s: %s", c->req.method, (int)strcspn(c->req.target.data, "?"),
+              c->req.target.data, cacheable ? c->resp.key : "-", msg.data ? msg.data : pc_strerror(rc));
+  c->resp.replay_miss = 1;
+  c->resp.extra_headers = "x-should-retry: false\r\n";
+  if (rc) pc_respond_error(c, 424, "replay_miss", "replay miss (explanation failed)");
+  else pc_respond_content(c, 424, "application/json", body.data, body.len);
+  pc_nearest_free(&near);
+  pc_buf_free(&body);
+  pc_buf_free(&text);
+  pc_buf_free(&msg);
+}
+
 /* A cacheable request: hit, coalesce, or miss (SPEC §5, §6). */
 static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr,
                              const struct controls *ct, int stream) {
   const struct pc_config *cfg = c->w->cfg;
-  int lookup = !ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD;
+  int replay = cfg->mode == PC_MODE_REPLAY;
+  int lookup = replay || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
   int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
   if (lookup && try_hit(c, &fr->key, &fr->material, ct)) {
+    free_flight_req(fr);
+    return;
+  }
+  if (replay) {
+    c->resp.cache = "MISS";
+    replay_miss(c, m, fr);
     free_flight_req(fr);
     return;
   }
@@ -370,5 +416,10 @@ void pc_proxy_handle(struct pc_conn *c) {
   c->resp.cache = "BYPASS";
   c->resp.key[0] = '\0';
   pc_buf_reset(&fr.material);
+  if (cfg->mode == PC_MODE_REPLAY) {
+    replay_miss(c, &m, &fr);
+    free_flight_req(&fr);
+    return;
+  }
   start_flight(c, &m, &fr);
 }

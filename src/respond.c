@@ -67,6 +67,7 @@ static int head_start(pc_buf *b, struct pc_conn *c, int status, const char *head
   if (!rc && len) rc = pc_buf_append(b, headers, len);
   if (!rc && c->resp.cache) rc = pc_buf_printf(b, "X-PromptCache-Status: %s\r\n", c->resp.cache);
   if (!rc && c->resp.key[0]) rc = pc_buf_printf(b, "X-PromptCache-Key: %s\r\n", c->resp.key);
+  if (!rc && c->resp.extra_headers) rc = pc_buf_puts(b, c->resp.extra_headers);
   if (!rc && c->close_after) rc = pc_buf_puts(b, "Connection: close\r\n");
   else if (!rc && c->req.http_minor == 0) rc = pc_buf_puts(b, "Connection: keep-alive\r\n");
   return rc;

@@ -11,11 +11,13 @@
 
 #include "admin.h"
 #include "conn.h"
+#include "export.h"
 #include "error.h"
 #include "flight.h"
 #include "log.h"
 #include "stats.h"
 #include "upstream.h"
+#include "writer.h"
 
 static void on_connection(uv_stream_t *server, int status) {
   struct pc_worker *w = server->data;
@@ -69,11 +71,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   begin_shutdown(w);
 }
 
-/* Once a second: fsync (periodic mode); every 10 s: persist lifetime totals. */
+/* Every 10 s: persist lifetime totals (fsync is the writer thread's job). */
 static void on_sync(uv_timer_t *t) {
   struct pc_worker *w = t->data;
   if (++w->ticks % 10 == 0) pc_stats_save_lifetime(w->cache);
-  if (!w->cfg->sync_batch) pc_cache_sync(w->cache);
 }
 
 /* Once nothing is left to finish, close the worker's own handles so the
@@ -86,6 +87,24 @@ void pc_server_maybe_done(struct pc_worker *w) {
   uv_close((uv_handle_t *)&w->sync_timer, NULL);
   pc_upstream_destroy(w->up);
   w->up = NULL;
+  pc_wport_close(w->port);
+  w->port = NULL;
+}
+
+/* --replay FILE...: import recordings before serving, so a CI job needs only
+ * the committed JSONL file. */
+static int load_recordings(struct pc_worker *w) {
+  for (size_t i = 0; i < w->cfg->replay_files.n; i++) {
+    char err[512] = "";
+    size_t n = 0;
+    int rc = pc_import_file(w->cache, w->cfg->replay_files.v[i], &n, err, sizeof err);
+    if (rc) {
+      fprintf(stderr, "promptcache: %s\n", err[0] ? err : pc_strerror(rc));
+      return rc;
+    }
+    pc_log_info("promptcache: loaded %zu recorded entries from %s", n, w->cfg->replay_files.v[i]);
+  }
+  return 0;
 }
 
 static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop_t *loop) {
@@ -99,6 +118,10 @@ static int worker_init(struct pc_worker *w, const struct pc_config *cfg, uv_loop
   }
   rc = pc_cache_secret(w->cache, w->secret);
   if (!rc) rc = pc_stats_load_lifetime(w->cache);
+  if (!rc) rc = load_recordings(w);
+  if (rc == PC_EJSON || rc == PC_EINVAL) return PC_EINVAL;
+  if (!rc) rc = pc_writer_start(w->cache, cfg, &w->writer);
+  if (!rc) rc = pc_wport_open(w->writer, loop, &w->port);
   if (!rc) rc = pc_upstream_create(loop, cfg, &w->up);
   if (rc) {
     fprintf(stderr, "promptcache: cannot initialise: %s\n", pc_strerror(rc));
@@ -143,15 +166,24 @@ int pc_server_run(const struct pc_config *cfg) {
   } else {
     w.shutting_down = 1;
     if (w.up) pc_upstream_destroy(w.up);
+    if (w.port) pc_wport_close(w.port);
   }
   uv_walk(&loop, close_walk, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  pc_writer_stop(w.writer); /* commits anything still queued */
   if (w.cache) {
     pc_stats_save_lifetime(w.cache);
     pc_cache_close(w.cache);
   }
   curl_global_cleanup();
   if (!rc) pc_log_info("promptcache: stopped");
-  return rc ? (rc == PC_EINVAL ? 2 : 1) : 0;
+  if (rc) return rc == PC_EINVAL ? 2 : 1;
+  uint64_t misses = pc_stats_replay_misses();
+  if (cfg->fail_on_miss && misses) {
+    fprintf(stderr, "promptcache: %llu replay miss%s (--fail-on-miss)\n", (unsigned long long)misses,
+            misses == 1 ? "" : "es");
+    return 1;
+  }
+  return 0;
 }

@@ -151,6 +151,8 @@ void pc_stats_record(const struct pc_stats_req *r) {
 
 void pc_stats_eviction(uint64_t n) { INC(S.evictions, n); }
 
+uint64_t pc_stats_replay_misses(void) { return GET(S.out[PC_OUT_REPLAY_MISS]); }
+
 /* ---- money ---- */
 
 static double row_money(const struct row *r) {

@@ -299,3 +299,50 @@ test('requests that differ in credential, and uncacheable requests, are not coal
   assert.deepEqual(gets.map((r) => r.cache), ['BYPASS', 'BYPASS', 'BYPASS']);
   assert.equal(mock.count('/v1/models'), 3);
 });
+
+test('a large stream (~1 MB): a follower joining half-way and a later HIT are byte-identical to the leader', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const content = 'large stream '.repeat(60000); // ~780 kB of text in 400 events
+  const body = chatBody(content, { stream: true });
+  const leader = open(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': 'chunk-delay=2,chunks=400' });
+  await leader.waitEvents(150, 10000);
+  const follower = open(proxy, '/v1/chat/completions', body);
+  const [l, f] = await Promise.all([leader.done, follower.done]);
+  assert.equal(mock.count(), 1);
+  const expected = openAIStreamEvents(mock.last().seq, 'gpt-4o-mini', echoText(content), 400).join('');
+  assert.equal(l.text.length, expected.length);
+  assert.ok(l.text === expected, 'the leader got the stream byte for byte');
+  assert.equal(statusOf(f), 'COALESCED');
+  assert.equal(f.complete, true);
+  assert.ok(f.text === expected, `the follower's ${f.text.length} bytes differ from the leader's ${expected.length}`);
+  const h = await open(proxy, '/v1/chat/completions', body).done;
+  assert.equal(statusOf(h), 'HIT');
+  assert.ok(h.text === expected, 'the HIT replays the large stream byte for byte');
+  assert.equal(mock.count(), 1);
+});
+
+test('followers of a failing exchange with an expired entry all get it as STALE', async (t) => {
+  const { mock, proxy } = await setup(t, { args: ['--ttl', '1s'] });
+  const first = await chat(proxy, 'stale together');
+  const storedAt = Date.now();
+  assert.equal(first.cache, 'MISS');
+  await sleep(Math.max(0, storedAt + 1100 - Date.now()));
+  const headers = { 'x-mock-behavior': 'delay=300,status=503' };
+  const rs = await Promise.all(Array.from({ length: 5 }, () => chat(proxy, 'stale together', { headers })));
+  assert.equal(mock.count(), 2, `upstream saw ${mock.count()} requests`);
+  for (const r of rs) {
+    assert.equal(r.status, 200, `got ${r.status} ${r.cache}`);
+    assert.equal(r.cache, 'STALE');
+    assert.equal(r.text, first.text);
+    assert.match(r.headers.age || '', /^\d+$/);
+  }
+});
+
+test('--workers 4: concurrent identical requests still make one upstream request', async (t) => {
+  const { mock, proxy } = await setup(t, { args: ['--workers', '4'] });
+  const headers = { 'x-mock-behavior': 'delay=500' };
+  const rs = await Promise.all(Array.from({ length: 20 }, () => chat(proxy, 'many workers', { headers })));
+  assert.equal(mock.count(), 1, `upstream saw ${mock.count()} requests`);
+  assert.deepEqual(tally(rs.map((r) => ({ headers: r.headers }))), { MISS: 1, COALESCED: 19 });
+  for (const r of rs) assert.equal(r.text, rs[0].text);
+});

@@ -4,6 +4,7 @@
  * replay misses (pointers, abbreviations, the max_diffs cap). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,4 +645,41 @@ Test(json, diff_null_sides) {
   cr_assert_eq(total, 0);
   pc_json_diff_free(out, n);
   pc_json_free(d);
+}
+
+/* Large objects use the sorted member index: same answers as the scan,
+ * including "first member of a duplicated name wins", in a's order then b's. */
+Test(json, diff_large_objects) {
+  size_t n = 20000;
+  pc_buf a, b;
+  pc_buf_init(&a, OUT_MAX);
+  pc_buf_init(&b, OUT_MAX);
+  cr_assert_eq(pc_buf_puts(&a, "{\"dup\":1,\"dup\":2"), 0);
+  cr_assert_eq(pc_buf_puts(&b, "{"), 0);
+  for (size_t i = 0; i < n; i++) cr_assert_eq(pc_buf_printf(&a, ",\"k%zu\":%zu", i, i), 0);
+  for (size_t i = n; i-- > 0;) /* reversed order, k7 changed, k3 missing */
+    if (i != 3) cr_assert_eq(pc_buf_printf(&b, "\"k%zu\":%zu,", i, i == 7 ? 70 : i), 0);
+  cr_assert_eq(pc_buf_puts(&a, "}"), 0);
+  cr_assert_eq(pc_buf_puts(&b, "\"dup\":1,\"new\":{},\"dup\":9}"), 0);
+  struct diffs r = diff_of(a.data, b.data, 10, 100);
+  cr_assert_eq(r.total, 4);
+  cr_assert_eq(r.n, 4);
+  expect_diff(&r.d[0], "/dup", "2", "1"); /* a's second dup against b's first */
+  expect_diff(&r.d[1], "/k3", "3", NULL);
+  expect_diff(&r.d[2], "/k7", "7", "70");
+  expect_diff(&r.d[3], "/new", NULL, "{}");
+  pc_json_diff_free(r.d, r.n);
+  r = diff_of(a.data, a.data, 10, 100);
+  cr_assert_eq(r.total, 1, "only the duplicate: its second value meets the first");
+  expect_diff(&r.d[0], "/dup", "2", "1");
+  pc_json_diff_free(r.d, r.n);
+  pc_buf_free(&a);
+  pc_buf_free(&b);
+}
+
+Test(json, diff_unlimited_abbrev) {
+  struct diffs r = diff_of("{\"v\":{\"k\":\"long value\"}}", "{\"v\":\"long value\"}", 10, SIZE_MAX);
+  cr_assert_eq(r.n, 1);
+  expect_diff(&r.d[0], "/v", "{\"k\":\"long value\"}", "\"long value\"");
+  pc_json_diff_free(r.d, r.n);
 }

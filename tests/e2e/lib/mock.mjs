@@ -30,6 +30,9 @@
 //   sse-error        SSE: after the content, send the API's error event instead of the rest
 //                    (Anthropic `event: error`, OpenAI `data: {"error":...}`) and end cleanly
 //   hangup=MS        wait MS, then destroy the socket without answering
+//   cached=N         chat completion (JSON): report N of the prompt tokens as read from the
+//                    provider's prompt cache (usage.prompt_tokens_details.cached_tokens, at most
+//                    prompt_tokens); without it the usage block has no prompt_tokens_details
 // Per test, `mock.handler = async (req, res, rec) => bool` can take over any
 // request (return true when it answered).
 import http from 'node:http';
@@ -38,7 +41,7 @@ import zlib from 'node:zlib';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function parseBehavior(value) {
-  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false, cut: 0, noTerminal: false, sseError: false, hangup: -1 };
+  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false, cut: 0, noTerminal: false, sseError: false, hangup: -1, cached: -1 };
   if (!value) return b;
   for (const raw of String(value).split(',')) {
     const tok = raw.trim();
@@ -55,6 +58,7 @@ export function parseBehavior(value) {
       case 'no-terminal': b.noTerminal = true; break;
       case 'sse-error': b.sseError = true; break;
       case 'hangup': b.hangup = Number(v) || 0; break;
+      case 'cached': b.cached = Math.max(0, Number(v) || 0); break;
       default: break;
     }
   }
@@ -199,6 +203,13 @@ function sendJson(res, req, beh, status, obj, extraHeaders = {}) {
   res.end(body);
 }
 
+/** The usage block of a JSON chat completion (`cached` < 0: no prompt_tokens_details). */
+export function chatUsage(pt, ct, cached = -1) {
+  const u = { prompt_tokens: pt, completion_tokens: ct, total_tokens: pt + ct };
+  if (cached >= 0) u.prompt_tokens_details = { cached_tokens: Math.min(cached, pt) };
+  return u;
+}
+
 function errorBody(path, status) {
   const anthropic = path.endsWith('/messages');
   const type = status === 429 ? 'rate_limit_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
@@ -256,7 +267,7 @@ async function handle(mock, req, res, rec) {
       created: 1700000000 + seq,
       model,
       choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'stop' }],
-      usage: { prompt_tokens: pt, completion_tokens: text.length, total_tokens: pt + text.length },
+      usage: chatUsage(pt, text.length, beh.cached),
       system_fingerprint: 'fp_mock',
       mock_seq: seq,
     }, { ...common, 'openai-processing-ms': '1' });
