@@ -100,6 +100,10 @@ asan: $(BUILD)/asan/promptcache $(BUILD)/asan/unit_tests tests/e2e/node_modules/
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/asan/unit_tests --jobs 2
 	cd tests/e2e && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 PROMPTCACHE_BIN=$(CURDIR)/$(BUILD)/asan/promptcache node --test --test-concurrency=2 *.test.mjs
 
+# Benchmarks print figures (build/bench/results.md) and never fail the build.
+bench:
+	MAKE="$(MAKE)" bash bench/run.sh
+
 lint:
 	clang-tidy --quiet $(SRCS) -- $(CPPFLAGS) -std=c11
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr $(CPPFLAGS) src

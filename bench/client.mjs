@@ -2,7 +2,7 @@
 // that each answer is the one for that body (the upstream puts the MD5 of the
 // request body in the response id).
 //   node client.mjs URL BODIESFILE COUNT CONCURRENCY
-// Prints one JSON line: {"sent","ok","non200","errors","right","wrong","noid","hits","wrongIdx"}
+// Prints one JSON line: {"first" (verdict for body 0),"sent","ok","non200","errors","right","wrong","noid","hits","wrongIdx"}
 // "hits" counts X-PromptCache-Status: HIT or nginx's X-Cache-Status: HIT.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ for (let s = 0; bodies.length < count && s < all.length; ) {
   s = e + 1;
 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
-const r = { sent: 0, ok: 0, non200: 0, errors: 0, right: 0, wrong: 0, noid: 0, hits: 0, wrongIdx: [] };
+const r = { first: 'unsent', sent: 0, ok: 0, non200: 0, errors: 0, right: 0, wrong: 0, noid: 0, hits: 0, wrongIdx: [] };
 
 function post(b) {
   return new Promise((resolve) => {
@@ -50,14 +50,16 @@ async function worker() {
     const b = bodies[i];
     r.sent++;
     const res = await post(b);
-    if (!res) { r.errors++; continue; }
-    if (res.status !== 200) { r.non200++; continue; }
+    if (!res) { r.errors++; if (i === 0) r.first = 'error'; continue; }
+    if (res.status !== 200) { r.non200++; if (i === 0) r.first = 'status ' + res.status; continue; }
     r.ok++;
     const st = res.headers['x-promptcache-status'] || res.headers['x-cache-status'] || '';
     if (/^HIT$/i.test(st)) r.hits++;
     const id = idOf(res.text);
-    if (!id) r.noid++;
-    else if (id === md5(b)) r.right++;
+    const verdict = !id ? 'noid' : id === md5(b) ? 'right' : 'wrong';
+    if (i === 0) r.first = verdict;
+    if (verdict === 'noid') r.noid++;
+    else if (verdict === 'right') r.right++;
     else { r.wrong++; if (r.wrongIdx.length < 5) r.wrongIdx.push(i); }
   }
 }

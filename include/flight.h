@@ -30,9 +30,12 @@ struct pc_sub_ops {
 
 #include "stats.h"
 
+struct pc_rsub;
+
 struct pc_sub {
   const struct pc_sub_ops *ops;
-  struct pc_flight *flight;
+  struct pc_flight *flight;  /* a flight on our own loop */
+  struct pc_rsub *remote;    /* or a remote subscription to another loop's flight */
   struct pc_sub *next;
   struct pc_usage usage; /* set before on_end: tokens of the response */
 };
@@ -61,11 +64,13 @@ struct pc_flight_req {
 /* Start the exchange with `sub` as its first subscriber. On error nothing
  * was started and the request's buffers are still the caller's. */
 int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
-/* A joinable exchange in flight for this key (coalescing), or NULL. */
-struct pc_flight *pc_flight_find(struct pc_worker *w, const struct pc_key *key);
-/* Attach `sub` as a follower: it first receives what already arrived, then
- * every new event live. Returns PC_ETOOBIG past --max-followers. */
-int pc_flight_join(struct pc_flight *f, struct pc_sub *sub);
+/* Attach `sub` as a follower of the exchange in flight for this key, on
+ * any worker: it first receives what already arrived, then every new event
+ * live. Returns 0, PC_ENOTFOUND (nothing in flight) or PC_ETOOBIG (past
+ * --max-followers). */
+int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub);
+/* The worker's loop was woken for its remote subscriptions: deliver. */
+void pc_flight_pull_remote(struct pc_worker *w);
 
 /* The subscriber's client went away: no more callbacks to it. The exchange
  * goes on (its answer may still be stored). */

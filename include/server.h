@@ -3,6 +3,7 @@
 #ifndef PC_SERVER_H
 #define PC_SERVER_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -13,7 +14,14 @@ struct pc_conn;
 struct pc_upstream;
 struct pc_flight;
 
+struct pc_server;
+
 struct pc_worker {
+  struct pc_server *srv;
+  int index; /* 0 is the main thread's worker: signals, lifetime totals */
+  pthread_t thread;
+  uv_loop_t loop_storage;
+  uv_async_t stop_async; /* another thread asks this loop to shut down */
   uv_loop_t *loop;
   const struct pc_config *cfg;
   pc_cache *cache;
@@ -24,7 +32,9 @@ struct pc_worker {
   uv_tcp_t listeners[PC_MAX_LISTEN];
   size_t n_listeners;
   struct pc_conn *conns; /* every open connection */
-  struct pc_flight *flights; /* every exchange in progress */
+  struct pc_flight *flights; /* every exchange this loop leads */
+  struct pc_rsub *rsubs;     /* this loop's followers of other loops' exchanges */
+  uv_async_t xnotify;        /* other loops wake us for rsubs */
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;
   int shutting_down;

@@ -17,9 +17,12 @@
  *    its bytes (so "body" as a JSON string always means "these bytes").
  *    Bytes that are not valid UTF-8 go out as "body_base64" (and, per SSE
  *    event, "data_base64": a network chunk may split a UTF-8 sequence).
+ *  - Lines are ordered by their exported key (not the stored one, which may
+ *    be credential-scoped); stored entries that share one exported key
+ *    (same request, different credentials) are exported once, the newest.
  *  - Nothing reaches `out` before every entry was scanned for secret-shaped
  *    strings: lines are staged in an anonymous temporary file and copied to
- *    `out` only when the whole walk succeeded. The walk is one read txn, so
+ *    `out`, sorted, only when the whole walk succeeded. The walk is one read txn, so
  *    the export is one consistent snapshot even while a server writes.
  *  - Import validates a whole file (staging encoded entries in a temporary
  *    file) before storing anything, so a bad line stores nothing.
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "canon.h"
@@ -700,13 +704,40 @@ static int write_line(pc_buf *out, const struct view *v) {
 /* Export                                                                  */
 /* ====================================================================== */
 
+/* Where a staged line lives, and what orders it: lines go out sorted by
+ * their exported key. Entries stored under different credential-scoped keys
+ * can share one exported key; only the newest of them is exported (they
+ * would overwrite each other on import anyway), so export → import → export
+ * stays identical. */
+struct staged {
+  struct pc_key key; /* exported (shared-space) key */
+  int64_t created_ms;
+  uint8_t stored[16]; /* the key in this database: the last tie-breaker */
+  off_t off;
+  size_t len;
+};
+
 struct export_walk {
   const struct pc_export_opts *o;
-  FILE *stage; /* lines, copied to `out` once the walk succeeded */
+  FILE *stage;  /* lines, copied to `out` once the walk succeeded */
+  pc_buf index; /* struct staged[] */
   pc_buf line;
   char *err;
   size_t errlen;
 };
+
+/* Append one line to the stage and index it. */
+static int stage_line(struct export_walk *w, const struct view *v, const uint8_t stored[16]) {
+  struct staged s;
+  memset(&s, 0, sizeof s);
+  s.key = v->key;
+  s.created_ms = v->e.created_ms;
+  memcpy(s.stored, stored, 16);
+  s.off = ftello(w->stage);
+  s.len = w->line.len;
+  if (s.off < 0 || fwrite(w->line.data, 1, w->line.len, w->stage) != w->line.len) return PC_EIO;
+  return pc_buf_append(&w->index, &s, sizeof s);
+}
 
 static int export_one(void *ud, const uint8_t key[16], const void *val, size_t len) {
   struct export_walk *w = ud;
@@ -733,27 +764,47 @@ static int export_one(void *ud, const uint8_t key[16], const void *val, size_t l
   rc = write_line(&w->line, &v);
   if (rc == PC_EINVAL) rc = PC_ECORRUPT;
   if (rc) snprintf(w->err, w->errlen, "entry %s cannot be exported: %s", hex, pc_strerror(rc));
-  else if (fwrite(w->line.data, 1, w->line.len, w->stage) != w->line.len) rc = PC_EIO;
+  else rc = stage_line(w, &v, key);
 out:
   view_close(&v);
   return rc;
 }
 
-static int copy_stream(FILE *from, FILE *to) {
-  char buf[64 * 1024];
-  size_t n;
-  if (fflush(from) || fseek(from, 0, SEEK_SET)) return PC_EIO;
-  while ((n = fread(buf, 1, sizeof buf, from)) > 0)
-    if (fwrite(buf, 1, n, to) != n) return PC_EIO;
-  return ferror(from) || fflush(to) ? PC_EIO : 0;
+/* By exported key; within one key the newest first, then by stored key. */
+static int cmp_staged(const void *a, const void *b) {
+  const struct staged *x = a, *y = b;
+  int c = memcmp(x->key.b, y->key.b, 16);
+  if (c) return c;
+  if (x->created_ms != y->created_ms) return x->created_ms > y->created_ms ? -1 : 1;
+  return memcmp(y->stored, x->stored, 16);
+}
+
+/* Copy the staged lines to `out` in order, one per exported key. */
+static int write_sorted(struct export_walk *w, FILE *out) {
+  struct staged *s = (struct staged *)(void *)w->index.data;
+  size_t n = w->index.len / sizeof *s;
+  int rc = 0;
+  if (n > 1) qsort(s, n, sizeof *s, cmp_staged);
+  if (fflush(w->stage)) return PC_EIO;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (i && !memcmp(s[i].key.b, s[i - 1].key.b, 16)) continue;
+    pc_buf_reset(&w->line);
+    rc = pc_buf_reserve(&w->line, s[i].len);
+    if (!rc && (fseeko(w->stage, s[i].off, SEEK_SET) || fread(w->line.data, 1, s[i].len, w->stage) != s[i].len))
+      rc = PC_EIO;
+    if (!rc && fwrite(w->line.data, 1, s[i].len, out) != s[i].len) rc = PC_EIO;
+  }
+  if (!rc && fflush(out)) rc = PC_EIO;
+  return rc;
 }
 
 int pc_export(pc_cache *c, const struct pc_export_opts *o, FILE *out, char *err, size_t errlen) {
   static const struct pc_export_opts defaults = {NULL, 0};
-  struct export_walk w = {o ? o : &defaults, NULL, {0}, err, errlen};
+  struct export_walk w = {o ? o : &defaults, NULL, {0}, {0}, err, errlen};
   int rc = PC_EIO;
   if (errlen) err[0] = '\0';
   pc_buf_init(&w.line, LINE_MAX_BYTES);
+  pc_buf_init(&w.index, LINE_MAX_BYTES);
   w.stage = tmpfile();
   if (!w.stage) {
     snprintf(err, errlen, "cannot create a temporary file");
@@ -762,12 +813,13 @@ int pc_export(pc_cache *c, const struct pc_export_opts *o, FILE *out, char *err,
   rc = pc_cache_iterate(c, export_one, &w);
   if (rc == PC_EINVAL && !err[0]) rc = PC_EIO; /* PC_EINVAL means "secret" only */
   if (rc) goto out;
-  rc = copy_stream(w.stage, out);
-  if (rc) snprintf(err, errlen, "write failed");
+  rc = write_sorted(&w, out);
+  if (rc) snprintf(err, errlen, "write failed: %s", pc_strerror(rc));
 out:
   if (rc && errlen && !err[0]) snprintf(err, errlen, "export failed: %s", pc_strerror(rc));
   if (w.stage) fclose(w.stage);
   pc_buf_free(&w.line);
+  pc_buf_free(&w.index);
   return rc;
 }
 

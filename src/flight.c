@@ -5,9 +5,19 @@
  * live; and it stores the recording when it is a complete 200 of a storable
  * request (for a stream: one that reached its terminal event). The recording
  * is bounded: past a quarter of --max-size the response is still passed on,
- * but the flight stops accepting followers and will not be stored. */
+ * but the flight stops accepting followers and will not be stored.
+ *
+ * Across workers (--workers N): every coalescable flight is in one registry
+ * guarded by `xmu`. A follower on another event loop gets a remote
+ * subscription (pc_rsub) that *pulls*: the leader's loop only wakes the
+ * follower's loop (uv_async), which then copies, under xmu, whatever of the
+ * head and recording it has not delivered yet. The leader writes the fields
+ * remote followers read (status, head, record, finished) under xmu too. A
+ * flight's memory lives until the leader and every remote follower have let
+ * go (refs). */
 #include "flight.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +51,28 @@ struct pc_flight {
   size_t n_followers;
   struct pc_usage usage;
   uint64_t first_ns;
-  struct pc_flight *next, *prev;
+  struct pc_flight *next, *prev; /* the leader worker's list */
+  /* shared with other workers, under xmu: */
+  int joinable;                  /* in the registry and still accepting followers */
+  int finished;                  /* the end (rc, usage) is known and may be delivered */
+  int refs;                      /* leader + remote followers */
+  struct pc_rsub *remote;
+  struct pc_flight *rnext, *rprev; /* registry */
 };
+
+/* A follower on another worker's loop. */
+struct pc_rsub {
+  struct pc_flight *f;
+  struct pc_sub *sub;
+  struct pc_worker *w; /* the follower's worker */
+  size_t sent;         /* body bytes delivered */
+  int head_done;
+  struct pc_rsub *fnext;       /* in f->remote (under xmu) */
+  struct pc_rsub *wnext, *wprev; /* in w->rsubs (follower's thread only) */
+};
+
+static pthread_mutex_t xmu = PTHREAD_MUTEX_INITIALIZER;
+static struct pc_flight *registry;
 
 static int name_is(const char *name, size_t n, const char *lit) {
   size_t l = strlen(lit);
@@ -71,10 +101,7 @@ static void link_flight(struct pc_flight *f) {
   f->w->flights = f;
 }
 
-static void flight_free(struct pc_flight *f) {
-  if (f->prev) f->prev->next = f->next;
-  else f->w->flights = f->next;
-  if (f->next) f->next->prev = f->prev;
+static void flight_mem_free(struct pc_flight *f) {
   pc_buf_free(&f->req.url);
   pc_buf_free(&f->req.body);
   pc_buf_free(&f->req.material);
@@ -83,9 +110,40 @@ static void flight_free(struct pc_flight *f) {
   pc_buf_free(&f->store_head);
   pc_buf_free(&f->record);
   pc_buf_free(&f->chunks);
-  struct pc_worker *w = f->w;
   free(f);
+}
+
+static void unregister(struct pc_flight *f) {
+  if (!f->joinable && !f->rprev && registry != f) return;
+  if (f->rprev) f->rprev->rnext = f->rnext;
+  else if (registry == f) registry = f->rnext;
+  if (f->rnext) f->rnext->rprev = f->rprev;
+  f->rnext = f->rprev = NULL;
+  f->joinable = 0;
+}
+
+/* Drop one reference (under xmu); returns whether the memory may be freed. */
+static int unref_locked(struct pc_flight *f) { return --f->refs == 0; }
+
+/* The leader is done with the flight. */
+static void flight_free(struct pc_flight *f) {
+  struct pc_worker *w = f->w;
+  if (f->prev) f->prev->next = f->next;
+  else w->flights = f->next;
+  if (f->next) f->next->prev = f->prev;
+  pthread_mutex_lock(&xmu);
+  unregister(f);
+  int last = unref_locked(f);
+  pthread_mutex_unlock(&xmu);
+  if (last) flight_mem_free(f);
   pc_server_maybe_done(w);
+}
+
+/* Wake every remote follower's loop (they pull what is new). */
+static void notify_remote(struct pc_flight *f) {
+  pthread_mutex_lock(&xmu);
+  for (struct pc_rsub *r = f->remote; r; r = r->fnext) uv_async_send(&r->w->xnotify);
+  pthread_mutex_unlock(&xmu);
 }
 
 /* Split upstream header lines into what clients see and what is stored. */
@@ -114,9 +172,12 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
 
 static void on_head(void *ud, int status, const char *headers, size_t len) {
   struct pc_flight *f = ud;
+  pthread_mutex_lock(&xmu);
   f->status = status;
   f->head_seen = 1;
   filter_head(f, headers, len);
+  pthread_mutex_unlock(&xmu);
+  notify_remote(f);
   /* a callback may make its own subscriber leave, so step with a saved next */
   for (struct pc_sub *s = f->subs, *next; s; s = next) {
     next = s->next;
@@ -129,16 +190,22 @@ static void record(struct pc_flight *f, const char *p, size_t n) {
   uint64_t now = uv_hrtime();
   if (!f->first_ns) f->first_ns = now;
   struct pc_chunk c;
+  pthread_mutex_lock(&xmu);
   int rc = pc_buf_append(&f->record, p, n);
   c.end = (uint32_t)f->record.len;
   c.t_ms = (uint32_t)((now - f->first_ns) / 1000000);
   if (!rc) rc = pc_buf_append(&f->chunks, &c, sizeof c);
-  if (rc) f->over_limit = 1;
+  if (rc) {
+    f->over_limit = 1;
+    unregister(f);
+  }
+  pthread_mutex_unlock(&xmu);
 }
 
 static void on_body(void *ud, const char *p, size_t n) {
   struct pc_flight *f = ud;
   record(f, p, n);
+  if (f->remote) notify_remote(f); /* racy read is fine: a new follower pulls on join */
   for (struct pc_sub *s = f->subs, *next; s; s = next) {
     next = s->next;
     s->ops->on_body(s, p, n);
@@ -162,6 +229,11 @@ static int is_event_stream(const pc_buf *head) {
 }
 
 static void finish(struct pc_flight *f) {
+  pthread_mutex_lock(&xmu);
+  f->finished = 1;
+  unregister(f);
+  pthread_mutex_unlock(&xmu);
+  notify_remote(f);
   while (f->subs) {
     struct pc_sub *s = f->subs;
     f->subs = s->next;
@@ -218,6 +290,9 @@ static void on_done(void *ud, int rc) {
   f->upstream_us = pc_fetch_elapsed_us(f->fetch);
   f->rc = rc;
   f->fetch = NULL;
+  pthread_mutex_lock(&xmu);
+  unregister(f); /* no new followers once the exchange is over */
+  pthread_mutex_unlock(&xmu);
   if (!rc && f->status == 200 && !f->over_limit && (f->req.store || f->n_followers))
     pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len,
                        f->req.stream || is_event_stream(&f->client_head), &f->usage);
@@ -268,30 +343,152 @@ int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_su
   sub->flight = f;
   sub->next = NULL;
   f->subs = sub;
+  f->refs = 1;
   link_flight(f);
+  if (f->req.coalesce) {
+    pthread_mutex_lock(&xmu);
+    f->joinable = 1;
+    f->rnext = registry;
+    if (registry) registry->rprev = f;
+    registry = f;
+    pthread_mutex_unlock(&xmu);
+  }
   return 0;
 }
 
-struct pc_flight *pc_flight_find(struct pc_worker *w, const struct pc_key *key) {
-  for (struct pc_flight *f = w->flights; f; f = f->next)
-    if (f->req.coalesce && f->fetch && !f->over_limit && !memcmp(f->req.key.b, key->b, sizeof key->b)) return f;
-  return NULL;
-}
-
-int pc_flight_join(struct pc_flight *f, struct pc_sub *sub) {
-  if (f->n_followers >= f->w->cfg->max_followers) return PC_ETOOBIG;
-  f->n_followers++;
+static void join_local(struct pc_flight *f, struct pc_sub *sub) {
   sub->flight = f;
+  sub->remote = NULL;
   sub->next = f->subs;
   f->subs = sub;
   if (f->head_seen) {
     sub->ops->on_head(sub, f->status, f->client_head.data ? f->client_head.data : "", f->client_head.len);
     if (sub->flight && f->record.len) sub->ops->on_body(sub, f->record.data, f->record.len);
   }
+}
+
+static void rsub_unlink_worker(struct pc_rsub *r) {
+  if (r->wprev) r->wprev->wnext = r->wnext;
+  else r->w->rsubs = r->wnext;
+  if (r->wnext) r->wnext->wprev = r->wprev;
+}
+
+/* Detach a remote follower (on its own loop); frees the flight if it was
+ * the last reference. */
+static void rsub_drop(struct pc_rsub *r) {
+  struct pc_flight *f = r->f;
+  rsub_unlink_worker(r);
+  r->sub->remote = NULL;
+  r->sub->flight = NULL;
+  pthread_mutex_lock(&xmu);
+  for (struct pc_rsub **pp = &f->remote; *pp; pp = &(*pp)->fnext)
+    if (*pp == r) {
+      *pp = r->fnext;
+      break;
+    }
+  int last = unref_locked(f);
+  pthread_mutex_unlock(&xmu);
+  if (last) flight_mem_free(f);
+  free(r);
+}
+
+/* What a remote follower has not seen yet, copied under xmu. */
+struct pull {
+  int head, status, finished, rc;
+  pc_buf headers, body;
+  int64_t upstream_us;
+  struct pc_usage usage;
+};
+
+static void pull_copy(struct pc_rsub *r, struct pull *p) {
+  struct pc_flight *f = r->f;
+  pthread_mutex_lock(&xmu);
+  if (f->head_seen && !r->head_done) {
+    p->head = r->head_done = 1;
+    p->status = f->status;
+    pc_buf_append(&p->headers, f->client_head.data ? f->client_head.data : "", f->client_head.len);
+  }
+  if (r->head_done && f->record.len > r->sent) {
+    pc_buf_append(&p->body, f->record.data + r->sent, f->record.len - r->sent);
+    r->sent = f->record.len;
+  }
+  if (f->finished) {
+    p->finished = 1;
+    /* a recording that gave up cannot give a remote follower the whole body */
+    p->rc = f->over_limit && !f->rc ? PC_EUPPROTO : f->rc;
+    p->upstream_us = f->upstream_us;
+    p->usage = f->usage;
+  }
+  pthread_mutex_unlock(&xmu);
+}
+
+/* Deliver to a remote follower; runs on the follower's loop. The sub lives
+ * in its conn, which outlives this call even if the conn closes in it. */
+static void pull(struct pc_rsub *r) {
+  struct pc_sub *sub = r->sub;
+  struct pull p = {0};
+  pc_buf_init(&p.headers, 256 * 1024);
+  pc_buf_init(&p.body, SIZE_MAX / 2);
+  pull_copy(r, &p);
+  if (p.head) sub->ops->on_head(sub, p.status, p.headers.data ? p.headers.data : "", p.headers.len);
+  if (sub->remote == r && p.body.len) sub->ops->on_body(sub, p.body.data, p.body.len);
+  if (sub->remote == r && p.finished) {
+    rsub_drop(r);
+    sub->usage = p.usage;
+    sub->ops->on_end(sub, p.rc, p.upstream_us);
+  }
+  pc_buf_free(&p.headers);
+  pc_buf_free(&p.body);
+}
+
+void pc_flight_pull_remote(struct pc_worker *w) {
+  for (struct pc_rsub *r = w->rsubs, *next; r; r = next) {
+    next = r->wnext;
+    pull(r);
+  }
+}
+
+static struct pc_flight *registry_find(const struct pc_key *key) {
+  for (struct pc_flight *f = registry; f; f = f->rnext)
+    if (f->joinable && !memcmp(f->req.key.b, key->b, sizeof key->b)) return f;
+  return NULL;
+}
+
+int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub) {
+  struct pc_rsub *r = NULL;
+  pthread_mutex_lock(&xmu);
+  struct pc_flight *f = registry_find(key);
+  int rc = !f ? PC_ENOTFOUND : f->n_followers >= w->cfg->max_followers ? PC_ETOOBIG : 0;
+  if (!rc) f->n_followers++;
+  if (!rc && f->w != w) {
+    r = calloc(1, sizeof *r);
+    if (!r) rc = PC_ENOMEM;
+    else {
+      *r = (struct pc_rsub){.f = f, .sub = sub, .w = w, .fnext = f->remote};
+      f->remote = r;
+      f->refs++;
+    }
+  }
+  pthread_mutex_unlock(&xmu);
+  if (rc) return rc;
+  if (!r) {
+    join_local(f, sub); /* our own loop's flight: it cannot end under us */
+    return 0;
+  }
+  sub->flight = NULL;
+  sub->remote = r;
+  r->wnext = w->rsubs;
+  if (w->rsubs) w->rsubs->wprev = r;
+  w->rsubs = r;
+  pull(r);
   return 0;
 }
 
 void pc_flight_leave(struct pc_sub *sub) {
+  if (sub->remote) {
+    rsub_drop(sub->remote);
+    return;
+  }
   struct pc_flight *f = sub->flight;
   if (!f) return;
   for (struct pc_sub **pp = &f->subs; *pp; pp = &(*pp)->next)
@@ -310,12 +507,7 @@ void pc_flight_abort_all(struct pc_worker *w) {
     if (f->storing) continue; /* the commit is about to report back */
     if (f->fetch) pc_upstream_abort(f->fetch);
     f->fetch = NULL;
-    while (f->subs) {
-      struct pc_sub *s = f->subs;
-      f->subs = s->next;
-      s->flight = NULL;
-      s->ops->on_end(s, PC_ECANCELED, 0);
-    }
-    flight_free(f);
+    f->rc = PC_ECANCELED;
+    finish(f);
   }
 }

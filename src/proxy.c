@@ -218,9 +218,10 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
   if (e.request.n != material->len || memcmp(e.request.p, material->data, material->len)) goto miss;
   int64_t now = wall_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
-  /* replay serves recordings whatever their age: a CI fixture must not rot */
+  /* replay serves recordings whatever their age: a CI fixture must not rot.
+   * max-age=N accepts entries younger than N seconds, to the millisecond. */
   int fresh = c->w->cfg->mode == PC_MODE_REPLAY ||
-              !((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && age > ct->max_age_s));
+              !((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && now - e.created_ms >= ct->max_age_s * 1000));
   if (!fresh) {
     c->stale.block = pc_buf_steal(&val, NULL);
     c->stale.e = e;
@@ -299,12 +300,11 @@ static void free_flight_req(struct pc_flight_req *fr) {
 
 /* Attach to an identical exchange already in flight. */
 static int try_coalesce(struct pc_conn *c, struct pc_flight_req *fr) {
-  struct pc_flight *f = pc_flight_find(c->w, &fr->key);
-  if (!f) return 0;
+  const char *was = c->resp.cache;
   c->resp.cache = "COALESCED";
   c->sub.ops = &sub_ops;
-  if (pc_flight_join(f, &c->sub)) {
-    c->resp.cache = "MISS"; /* over --max-followers: go upstream ourselves */
+  if (pc_flight_join_key(c->w, &fr->key, &c->sub)) {
+    c->resp.cache = was; /* nothing to join, or over --max-followers: go upstream ourselves */
     return 0;
   }
   return 1;

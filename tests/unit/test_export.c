@@ -472,3 +472,25 @@ Test(export, blank_lines_and_crlf_are_accepted) {
   pc_cache_close(c);
   pc_cache_close(b);
 }
+
+Test(export, lines_sorted_by_exported_key_one_per_key) {
+  pc_cache *c = open_db("db");
+  char cred[33];
+  for (int i = 0; i < 8; i++) {
+    char req[64];
+    snprintf(cred, sizeof cred, "%032x", i + 1);
+    snprintf(req, sizeof req, "{\"q\":%d}", i % 4); /* two credentials per request */
+    put_entry(c, &(struct spec){.req_body = req, .body = "{}", .cred = cred});
+  }
+  size_t len;
+  char *t = export_ok(c, &len);
+  cr_assert_eq(count_lines(t), 4, "one line per exported key: %s", t);
+  const char *prev = NULL;
+  for (const char *p = t; *p; p = strchr(p, '\n') + 1) {
+    cr_assert_eq(strncmp(p, "{\"key\":\"", 8), 0);
+    if (prev) cr_assert_lt(strncmp(prev + 8, p + 8, 32), 0, "ascending keys");
+    prev = p;
+  }
+  free(t);
+  pc_cache_close(c);
+}

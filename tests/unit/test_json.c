@@ -216,6 +216,9 @@ Test(json, rejects_syntax) {
       "\xC3\xA9", "[\x0b]", "[\f1]", "'a'", "\"\\U0041\"", "[1,,2]", "{\"a\"::1}", "{,}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EJSON);
+  expect_rc("\"\\ud83d\\ude\"", PC_EJSON); /* malformed escape after a high surrogate */
+  expect_rc("\"\\ud83d\\u12G4\"", PC_EJSON);
+  expect_rc("\"\\ud83d\\ude0", PC_EJSON);
   expect_rc_n("[1]\0", 4, PC_EJSON);
   expect_rc_n("\"a\0b\"", 5, PC_EJSON);
 }
@@ -242,6 +245,8 @@ Test(json, rejects_bad_utf8) {
       "\"\xE2\x82\"",         /* truncated 3-byte */
       "\"\xF0\x9F\x98\"",     /* truncated 4-byte */
       "{\"k\xC3\":1}",        /* in a key */
+      "\"\\ud800\\n\"",       /* high + other escape */
+      "\"ab\xC3\x28",          /* unterminated, but bad UTF-8 comes first */
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_rc(bad[i], PC_EUTF8);
 }
