@@ -130,6 +130,7 @@ static void *writer_main(void *arg) {
   }
   pthread_mutex_unlock(&w->mu);
   free(touch);
+  pc_cache_thread_done(w->cache); /* the read txn pc_cache_count used */
   return NULL;
 }
 
