@@ -61,8 +61,11 @@ struct pc_flight_req {
   int64_t ttl_ms;
 };
 
-/* Start the exchange with `sub` as its first subscriber. On error nothing
- * was started and the request's buffers are still the caller's. */
+/* Start the exchange with `sub` as its first subscriber. If an identical
+ * coalescable exchange was registered meanwhile (another worker), `sub`
+ * joins it instead and PC_EEXISTS is returned: the request's buffers are
+ * still the caller's, as on any other error. On 0 the flight owns them, and
+ * even a failure to start is reported through the sub's on_end. */
 int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
 /* Attach `sub` as a follower of the exchange in flight for this key, on
  * any worker: it first receives what already arrived, then every new event

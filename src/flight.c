@@ -74,6 +74,10 @@ struct pc_rsub {
 static pthread_mutex_t xmu = PTHREAD_MUTEX_INITIALIZER;
 static struct pc_flight *registry;
 
+static struct pc_flight *registry_find(const struct pc_key *key);
+static int join_locked(struct pc_worker *w, struct pc_flight *f, struct pc_rsub **r);
+static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub);
+
 static int name_is(const char *name, size_t n, const char *lit) {
   size_t l = strlen(lit);
   return n == l && !strncasecmp(name, lit, l);
@@ -313,45 +317,67 @@ static void on_done(void *ud, int rc) {
 
 static const struct pc_fetch_ops fetch_ops = {on_head, on_body, on_done};
 
-int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub) {
-  struct pc_flight *f = calloc(1, sizeof *f);
-  if (!f) return PC_ENOMEM;
-  f->w = w;
-  size_t limit = w->cfg->max_size / 4;
-  pc_buf_init(&f->client_head, 256 * 1024);
-  pc_buf_init(&f->store_head, 256 * 1024);
-  pc_buf_init(&f->record, limit);
-  pc_buf_init(&f->chunks, limit);
-  struct pc_fetch_req fr = {.method = req->method,
-                            .url = req->url.data,
-                            .headers = req->headers,
-                            .body = req->body.data,
-                            .body_len = req->body.len,
-                            .has_body = req->body.len > 0};
-  f->fetch = pc_upstream_fetch(w->up, &fr, &fetch_ops, f);
-  if (!f->fetch) {
-    free(f);
-    return PC_ENOMEM;
+/* Register a new coalescable flight, unless an identical one got there
+ * first (another worker may have missed at the same moment): then join it.
+ * Returns the new flight, or NULL with *joined set (or an error in *rc). */
+static struct pc_flight *claim(struct pc_worker *w, const struct pc_flight_req *req, struct pc_sub *sub, int *joined,
+                               int *rc) {
+  struct pc_rsub *r = NULL;
+  struct pc_flight *f = NULL, *other = NULL;
+  *joined = 0;
+  pthread_mutex_lock(&xmu);
+  if (req->coalesce && (other = registry_find(&req->key)) && join_locked(w, other, &r) == 0) {
+    *joined = 1;
+  } else if ((f = calloc(1, sizeof *f))) {
+    size_t limit = w->cfg->max_size / 4;
+    f->w = w;
+    pc_buf_init(&f->client_head, 256 * 1024);
+    pc_buf_init(&f->store_head, 256 * 1024);
+    pc_buf_init(&f->record, limit);
+    pc_buf_init(&f->chunks, limit);
+    f->req.key = req->key;
+    f->refs = 1;
+    if (req->coalesce) {
+      f->joinable = 1;
+      f->rnext = registry;
+      if (registry) registry->rprev = f;
+      registry = f;
+    }
   }
-  /* Hand-over: the flight owns the request's buffers from here on. */
+  pthread_mutex_unlock(&xmu);
+  if (*joined) join_finish(w, other, r, sub);
+  *rc = (*joined || f) ? 0 : PC_ENOMEM;
+  return f;
+}
+
+int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub) {
+  int joined, rc;
+  struct pc_flight *f = claim(w, req, sub, &joined, &rc);
+  if (!f) return joined ? PC_EEXISTS : rc;
+  /* Hand-over: the flight owns the request's buffers from here on. (Other
+   * loops read only the head/record fields, under xmu.) */
   f->req = *req;
-  f->req.headers = NULL; /* the fetch owns them now */
   req->headers = NULL;
   pc_buf_init(&req->url, 0);
   pc_buf_init(&req->body, 0);
   pc_buf_init(&req->material, 0);
   sub->flight = f;
+  sub->remote = NULL;
   sub->next = NULL;
   f->subs = sub;
-  f->refs = 1;
   link_flight(f);
-  if (f->req.coalesce) {
-    pthread_mutex_lock(&xmu);
-    f->joinable = 1;
-    f->rnext = registry;
-    if (registry) registry->rprev = f;
-    registry = f;
-    pthread_mutex_unlock(&xmu);
+  struct pc_fetch_req fr = {.method = f->req.method,
+                            .url = f->req.url.data,
+                            .headers = f->req.headers,
+                            .body = f->req.body.data,
+                            .body_len = f->req.body.len,
+                            .has_body = f->req.body.len > 0};
+  f->fetch = pc_upstream_fetch(w->up, &fr, &fetch_ops, f);
+  f->req.headers = fr.headers; /* NULL: the fetch owns them now */
+  if (!f->fetch) {
+    /* followers may have joined already: everyone gets the error */
+    f->rc = PC_EUPCONNECT;
+    finish(f);
   }
   return 0;
 }
@@ -454,34 +480,45 @@ static struct pc_flight *registry_find(const struct pc_key *key) {
   return NULL;
 }
 
-int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub) {
-  struct pc_rsub *r = NULL;
-  pthread_mutex_lock(&xmu);
-  struct pc_flight *f = registry_find(key);
-  int rc = !f ? PC_ENOTFOUND : f->n_followers >= w->cfg->max_followers ? PC_ETOOBIG : 0;
-  if (!rc) f->n_followers++;
-  if (!rc && f->w != w) {
-    r = calloc(1, sizeof *r);
-    if (!r) rc = PC_ENOMEM;
-    else {
-      *r = (struct pc_rsub){.f = f, .sub = sub, .w = w, .fnext = f->remote};
-      f->remote = r;
-      f->refs++;
-    }
+/* Under xmu: count a follower of `f` and, for another loop's flight, create
+ * its remote subscription. */
+static int join_locked(struct pc_worker *w, struct pc_flight *f, struct pc_rsub **r) {
+  *r = NULL;
+  if (f->n_followers >= w->cfg->max_followers) return PC_ETOOBIG;
+  if (f->w != w) {
+    *r = calloc(1, sizeof **r);
+    if (!*r) return PC_ENOMEM;
+    **r = (struct pc_rsub){.f = f, .w = w, .fnext = f->remote};
+    f->remote = *r;
+    f->refs++;
   }
-  pthread_mutex_unlock(&xmu);
-  if (rc) return rc;
+  f->n_followers++;
+  return 0;
+}
+
+/* After join_locked, outside the lock: start delivering to `sub`. */
+static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
   if (!r) {
     join_local(f, sub); /* our own loop's flight: it cannot end under us */
-    return 0;
+    return;
   }
+  r->sub = sub;
   sub->flight = NULL;
   sub->remote = r;
   r->wnext = w->rsubs;
   if (w->rsubs) w->rsubs->wprev = r;
   w->rsubs = r;
   pull(r);
-  return 0;
+}
+
+int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub) {
+  struct pc_rsub *r = NULL;
+  pthread_mutex_lock(&xmu);
+  struct pc_flight *f = registry_find(key);
+  int rc = f ? join_locked(w, f, &r) : PC_ENOTFOUND;
+  pthread_mutex_unlock(&xmu);
+  if (!rc) join_finish(w, f, r, sub);
+  return rc;
 }
 
 void pc_flight_leave(struct pc_sub *sub) {

@@ -244,14 +244,16 @@ static void start_flight(struct pc_conn *c, const struct pc_route_match *m, stru
     pc_buf_init(&c->req.body, c->w->cfg->max_body);
     c->sub.ops = &sub_ops;
     rc = pc_flight_start(c->w, fr, &c->sub);
+    if (rc == PC_EEXISTS) c->resp.cache = "COALESCED"; /* lost a race with another worker: joined it */
   }
   if (rc) {
     pc_buf_free(&fr->url);
     pc_buf_free(&fr->body);
     pc_buf_free(&fr->material);
     pc_upstream_headers_free(fr->headers);
-    pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
+    fr->headers = NULL;
   }
+  if (rc && rc != PC_EEXISTS) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
 }
 
 static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
