@@ -2,7 +2,7 @@
  * One environment directory per database. Named sub-databases:
  *   "entries": 16-byte key -> encoded entry (entry.h)
  *   "meta":    small records such as the per-database secret
- *   "atime":   16-byte key -> u32 last access (seconds since the epoch)
+ *   "atime":   16-byte key -> u64 LE last access (ms since the epoch)
  * Safe to open from several processes at once (LMDB's own locking); one
  * handle per process, shared by its threads (each has its own read txn). */
 #ifndef PC_CACHE_H
@@ -49,7 +49,7 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
 int pc_cache_del(pc_cache *c, const uint8_t key[16]);
 
 /* Store several entries in one write transaction (their access time set to
- * now_s). If the batch fails, each item is retried alone so one bad item
+ * now). If the batch fails, each item is retried alone so one bad item
  * cannot lose the others; items[i].rc gets each item's outcome (0 or
  * PC_EMAPFULL / PC_EIO). Returns the first failure or 0. */
 struct pc_cache_put_item {
@@ -58,9 +58,9 @@ struct pc_cache_put_item {
   size_t len;
   int rc;
 };
-int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s);
+int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n);
 /* Record accesses (16-byte keys, packed) for LRU eviction, in one txn. */
-int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n, uint32_t now_s);
+int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n);
 /* Delete least recently used entries until the bytes in use are at or below
  * target_bytes. *evicted gets the number deleted. */
 int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted);

@@ -5,7 +5,7 @@
  *    before and reset after every lookup, so a lookup costs no allocation and
  *    holds no snapshot between requests (a held snapshot would stop LMDB from
  *    reusing freed pages).
- *  - "atime" holds a last-access time per entry (seconds, u32 LE), written in
+ *  - "atime" holds a last-access time per entry (ms, u64 LE), written in
  *    batches by the writer thread; eviction drops the least recently used.
  *  - Values are borrowed from the map only while a txn is open: get copies
  *    them out, iterate lends them to the callback for the call only.
@@ -284,18 +284,27 @@ out:
 
 /* ---- writes --------------------------------------------------------- */
 
-static int atime_put(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN], uint32_t now_s) {
-  unsigned char b[4] = {(unsigned char)now_s, (unsigned char)(now_s >> 8), (unsigned char)(now_s >> 16),
-                        (unsigned char)(now_s >> 24)};
+/* Access times: u64 little-endian milliseconds since the epoch. */
+static int atime_put(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN], uint64_t now_ms) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(now_ms >> (8 * i));
   MDB_val k = key_val(key), v = {sizeof b, b};
   return mdb_put(txn, c->atime, &k, &v, 0);
 }
 
-static uint32_t atime_get(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
+static uint64_t atime_get(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
   MDB_val k = key_val(key), v;
-  if (mdb_get(txn, c->atime, &k, &v) || v.mv_size != 4) return 0;
+  if (mdb_get(txn, c->atime, &k, &v) || v.mv_size != 8) return 0;
   const unsigned char *b = v.mv_data;
-  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+  uint64_t t = 0;
+  for (int i = 7; i >= 0; i--) t = t << 8 | b[i];
+  return t;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Delete an entry and its access time (raw LMDB code). */
@@ -310,21 +319,22 @@ static int del_one(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
 }
 
 /* All items in one txn; raw LMDB code of the first failure. */
-static int put_all(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s) {
+static int put_all(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint64_t now) {
   MDB_txn *txn = NULL;
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
     MDB_val k = key_val(items[i].key), v = {items[i].len, (void *)items[i].val};
     m = mdb_put(txn, c->entries, &k, &v, 0);
-    if (!m) m = atime_put(c, txn, items[i].key, now_s);
+    if (!m) m = atime_put(c, txn, items[i].key, now);
   }
   if (!m) m = txn_commit(&txn);
   txn_abort(&txn);
   return m;
 }
 
-int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint32_t now_s) {
-  int m = put_all(c, items, n, now_s);
+int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
+  uint64_t now = now_ms();
+  int m = put_all(c, items, n, now);
   if (m == 0 || n == 1) {
     for (size_t i = 0; i < n; i++) items[i].rc = map_err(m);
     return map_err(m);
@@ -332,19 +342,20 @@ int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n, u
   /* One bad item must not lose the batch: retry them one by one. */
   int first = 0;
   for (size_t i = 0; i < n; i++) {
-    items[i].rc = map_err(put_all(c, &items[i], 1, now_s));
+    items[i].rc = map_err(put_all(c, &items[i], 1, now));
     if (items[i].rc && !first) first = items[i].rc;
   }
   return first;
 }
 
-int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n, uint32_t now_s) {
+int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n) {
+  uint64_t now = now_ms();
   MDB_txn *txn = NULL;
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
     MDB_val k = key_val(keys + KEY_LEN * i), v;
     if (mdb_get(txn, c->entries, &k, &v)) continue; /* evicted or purged meanwhile */
-    m = atime_put(c, txn, keys + KEY_LEN * i, now_s);
+    m = atime_put(c, txn, keys + KEY_LEN * i, now);
   }
   if (!m) m = txn_commit(&txn);
   txn_abort(&txn);
@@ -353,7 +364,7 @@ int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n, uint32_t no
 
 struct victim {
   uint8_t key[KEY_LEN];
-  uint32_t atime;
+  uint64_t atime;
   size_t size;
 };
 
@@ -429,7 +440,7 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
    * nothing is stored and the environment stays usable. */
   m = mdb_put(txn, c->entries, &k, &v, 0);
   if (m) goto out;
-  m = atime_put(c, txn, key, (uint32_t)time(NULL));
+  m = atime_put(c, txn, key, now_ms());
   if (m) goto out;
   m = txn_commit(&txn);
 out:

@@ -228,6 +228,8 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
     return 0;
   }
   c->resp.cache = "HIT";
+  pc_usage_read(e.usage.p, e.usage.n, &c->resp.usage);
+  pc_writer_touch(c->w->port, key->b); /* batched: for LRU eviction */
   pc_respond_hit(c, pc_buf_steal(&val, NULL), &e, age, ct->paced);
   return 1;
 miss:

@@ -81,10 +81,9 @@ static void commit_batch(struct pc_writer *w, struct job *jobs) {
   }
   size_t i = 0;
   for (struct job *j = jobs; j; j = j->next, i++) items[i] = (struct pc_cache_put_item){j->key, j->val, j->len, 0};
-  uint32_t now = (uint32_t)time(NULL);
-  if (n && pc_cache_put_batch(w->cache, items, n, now) == PC_EMAPFULL) {
+  if (n && pc_cache_put_batch(w->cache, items, n) == PC_EMAPFULL) {
     maybe_evict(w, 1); /* a store never fails for lack of space: make room, retry once */
-    pc_cache_put_batch(w->cache, items, n, now);
+    pc_cache_put_batch(w->cache, items, n);
   }
   i = 0;
   for (struct job *j = jobs; j; j = j->next, i++) j->rc = items[i].rc;
@@ -113,7 +112,7 @@ static void *writer_main(void *arg) {
     int stop = w->stop;
     pthread_mutex_unlock(&w->mu);
     if (jobs) commit_batch(w, jobs);
-    if (n_touch) pc_cache_touch_batch(w->cache, touch, n_touch, (uint32_t)time(NULL));
+    if (n_touch) pc_cache_touch_batch(w->cache, touch, n_touch);
     if (w->cfg->sync_batch && jobs) pc_cache_sync(w->cache);
     else if (!w->cfg->sync_batch && time(NULL) != last_sync) {
       pc_cache_sync(w->cache);

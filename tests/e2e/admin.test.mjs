@@ -743,6 +743,19 @@ test('the dashboard, loaded in headless Chromium, shows the numbers of /_promptc
   const upstreamBefore = mock.count();
   const html = await dumpDom(t, `${proxy.url}/_promptcache/`);
   assert.equal(mock.count(), upstreamBefore, `loading the dashboard sent nothing upstream (e.g. /favicon.ico): ${mock.requests.slice(upstreamBefore).map((r) => r.url)}`);
+  // The screenshot (taken before the DOM assertions, so that a failing run leaves one to look at).
+  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  const started = Date.now();
+  const shot = await runChromium(t, [`--screenshot=${SCREENSHOT}`, '--window-size=1280,1600', '--virtual-time-budget=5000', `${proxy.url}/_promptcache/`]);
+  assert.equal(shot.code, 0, `chromium --screenshot: ${shot.err && shot.err.message}\n${shot.stderr.slice(-2000)}`);
+  const st = fs.statSync(SCREENSHOT);
+  assert.ok(st.mtimeMs >= started - 1000, 'the screenshot was written by this run');
+  const png = fs.readFileSync(SCREENSHOT);
+  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'a PNG');
+  assert.equal(png.readUInt32BE(16), 1280, 'PNG width');
+  assert.equal(png.readUInt32BE(20), 1600, 'PNG height');
+  assert.ok(png.length > 30000, `a screenshot with content (${png.length} bytes)`);
+  assert.equal(mock.count(), upstreamBefore, 'the screenshot run sent nothing upstream either');
   assert.equal(bodyAttrs(html)['data-loaded'], '1', `the page rendered stats (body data-loaded="1"); DOM:\n${html.slice(0, 3000)}`);
   const ids = domIds(html);
   const s = await getStats(proxy);
@@ -806,19 +819,6 @@ test('the dashboard, loaded in headless Chromium, shows the numbers of /_promptc
   // the hit-ratio chart drew a line
   assert.match(html, /<svg[^>]*id="ratio-chart"[\s\S]*?<path[^>]* d="M/, 'the hit-ratio chart has a line');
 
-  // The screenshot.
-  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-  const started = Date.now();
-  const shot = await runChromium(t, [`--screenshot=${SCREENSHOT}`, '--window-size=1280,1600', '--virtual-time-budget=5000', `${proxy.url}/_promptcache/`]);
-  assert.equal(shot.code, 0, `chromium --screenshot: ${shot.err && shot.err.message}\n${shot.stderr.slice(-2000)}`);
-  const st = fs.statSync(SCREENSHOT);
-  assert.ok(st.mtimeMs >= started - 1000, 'the screenshot was written by this run');
-  const png = fs.readFileSync(SCREENSHOT);
-  assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'a PNG');
-  assert.equal(png.readUInt32BE(16), 1280, 'PNG width');
-  assert.equal(png.readUInt32BE(20), 1600, 'PNG height');
-  assert.ok(png.length > 30000, `a screenshot with content (${png.length} bytes)`);
-  assert.equal(mock.count(), upstreamBefore, 'the screenshot run sent nothing upstream either');
 });
 
 test('the dashboard asks for the admin token on 401 and sends it as Bearer once given', async (t) => {
