@@ -23,6 +23,8 @@ int pc_buf_reserve(pc_buf *b, size_t n);
 int pc_buf_append(pc_buf *b, const void *p, size_t n);
 int pc_buf_puts(pc_buf *b, const char *s);
 int pc_buf_putc(pc_buf *b, char c);
+/* Decimal digits of v (no printf on hot paths). */
+int pc_buf_put_u64(pc_buf *b, unsigned long long v);
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap);
 /* Hand the storage to the caller (who frees it with free()); the buffer becomes empty. */

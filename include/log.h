@@ -18,6 +18,10 @@ struct pc_access {
 };
 
 void pc_log_init(int json);
+/* Write this thread's pending lines (called once per loop iteration). */
+void pc_log_flush(void);
+/* Flush and free this thread's buffer (thread exit). */
+void pc_log_thread_done(void);
 void pc_log_access(const struct pc_access *a);
 void pc_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pc_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -35,6 +35,7 @@ struct pc_worker {
   struct pc_flight *flights; /* every exchange this loop leads */
   struct pc_rsub *rsubs;     /* this loop's followers of other loops' exchanges */
   uv_async_t xnotify;        /* other loops wake us for rsubs */
+  uv_check_t log_check;      /* flushes this thread's access log once per iteration */
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;
   int shutting_down;

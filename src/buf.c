@@ -55,17 +55,41 @@ int pc_buf_puts(pc_buf *b, const char *s) { return pc_buf_append(b, s, strlen(s)
 
 int pc_buf_putc(pc_buf *b, char c) { return pc_buf_append(b, &c, 1); }
 
+/* One formatting pass when the text fits the room already there (the
+ * common case), a second one only after growing. */
 int pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap) {
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  size_t room = b->cap > b->len ? b->cap - b->len : 0;
+  int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
   va_end(ap2);
   if (n < 0) return PC_EINVAL;
+  if ((size_t)n < room) {
+    if (b->len + (size_t)n > b->max) {
+      b->data[b->len] = '\0';
+      return PC_ETOOBIG;
+    }
+    b->len += (size_t)n;
+    return 0;
+  }
   int rc = pc_buf_reserve(b, (size_t)n);
-  if (rc) return rc;
+  if (rc) {
+    if (b->data) b->data[b->len] = '\0';
+    return rc;
+  }
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
   b->len += (size_t)n;
   return 0;
+}
+
+int pc_buf_put_u64(pc_buf *b, unsigned long long v) {
+  char tmp[24];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return pc_buf_append(b, tmp + i, sizeof tmp - i);
 }
 
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) {

@@ -14,7 +14,10 @@ const char *const pc_key_headers[PC_KEY_N_HEADERS] = {"anthropic-version", "anth
                                                       "openai-organization", "openai-project"};
 
 static int field(pc_buf *out, const char *name, const char *v, size_t n) {
-  int rc = pc_buf_printf(out, "%s=%zu:", name, n);
+  int rc = pc_buf_puts(out, name);
+  if (!rc) rc = pc_buf_putc(out, '=');
+  if (!rc) rc = pc_buf_put_u64(out, n);
+  if (!rc) rc = pc_buf_putc(out, ':');
   if (!rc) rc = pc_buf_append(out, v, n);
   if (!rc) rc = pc_buf_putc(out, '\n');
   return rc;
@@ -80,7 +83,9 @@ int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
     const char *v = in->headers[i] ? in->headers[i] : "";
     rc = field(out, pc_key_headers[i], v, strlen(v));
   }
-  if (!rc) rc = pc_buf_printf(out, "body=%zu:", in->body_len);
+  if (!rc) rc = pc_buf_puts(out, "body=");
+  if (!rc) rc = pc_buf_put_u64(out, in->body_len);
+  if (!rc) rc = pc_buf_putc(out, ':');
   if (!rc) rc = pc_buf_append(out, in->body, in->body_len);
   pc_buf_free(&path);
   return rc;

@@ -14,26 +14,71 @@
 
 static int log_json;
 
+/* Each thread collects its log lines and writes them with one write() per
+ * event-loop iteration (pc_log_flush from a uv_check) or when 32 KiB are
+ * pending: under load that is one syscall for many requests, and a line is
+ * never split. */
+#define LOG_FLUSH_AT (32 * 1024)
+static __thread pc_buf tls_out;
+static __thread int tls_init;
+
 void pc_log_init(int json) { log_json = json; }
 
-static void timestamp(char *out, size_t n) {
-  struct timeval tv;
-  struct tm tm;
-  gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  size_t l = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + l, n - l, ".%03dZ", (int)(tv.tv_usec / 1000));
+void pc_log_flush(void) {
+  pc_buf *b = &tls_out;
+  size_t off = 0;
+  while (off < b->len) {
+    ssize_t w = write(STDERR_FILENO, b->data + off, b->len - off);
+    if (w <= 0) break;
+    off += (size_t)w;
+  }
+  pc_buf_reset(b);
 }
 
-static void emit(pc_buf *b) {
-  if (!b->data) return;
-  pc_buf_putc(b, '\n');
-  ssize_t off = 0;
-  while ((size_t)off < b->len) {
-    ssize_t w = write(STDERR_FILENO, b->data + off, b->len - (size_t)off);
-    if (w <= 0) break;
-    off += w;
+static pc_buf *out_buf(void) {
+  if (!tls_init) {
+    pc_buf_init(&tls_out, 16 << 20);
+    tls_init = 1;
   }
+  return &tls_out;
+}
+
+/* Thread exit: flush and free. */
+void pc_log_thread_done(void) {
+  if (!tls_init) return;
+  pc_log_flush();
+  pc_buf_free(&tls_out);
+  tls_init = 0;
+}
+
+/* "2026-11-27T19:30:00.123Z"; the part up to the second is formatted once a second. */
+static void timestamp(pc_buf *b) {
+  static __thread time_t last;
+  static __thread char sec[24];
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  if (tv.tv_sec != last) {
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    last = tv.tv_sec;
+  }
+  char ms[6] = {'.', (char)('0' + tv.tv_usec / 100000), (char)('0' + tv.tv_usec / 10000 % 10),
+                (char)('0' + tv.tv_usec / 1000 % 10), 'Z', 0};
+  pc_buf_puts(b, sec);
+  pc_buf_puts(b, ms);
+}
+
+/* Microseconds as milliseconds with three decimals, without printf. */
+static void put_ms(pc_buf *b, int64_t us) {
+  char frac[5] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+  pc_buf_put_u64(b, (unsigned long long)(us / 1000));
+  pc_buf_puts(b, frac);
+}
+
+static void end_line(pc_buf *b) {
+  pc_buf_putc(b, '\n');
+  if (b->len >= LOG_FLUSH_AT) pc_log_flush();
 }
 
 /* JSON string body (without quotes) with the escapes JSON requires. */
@@ -46,74 +91,109 @@ static void json_str(pc_buf *b, const char *s) {
   }
 }
 
-/* Copy the target, masking the value of a `key=` query parameter. */
+/* The target, with the value of a `key=` query parameter masked. */
 static void masked_target(pc_buf *b, const char *t, int json) {
   const char *q = strchr(t, '?');
+  if (!q || !strstr(q, "key=")) {
+    if (json) json_str(b, t);
+    else pc_buf_puts(b, t);
+    return;
+  }
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s", t);
-  if (q) {
-    for (char *p = tmp + (q - t) + 1; p && *p;) {
-      char *amp = strchr(p, '&');
-      if (!strncmp(p, "key=", 4)) {
-        char *v = p + 4, *e = amp ? amp : v + strlen(v);
-        memset(v, '*', (size_t)(e - v) > 3 ? 3 : (size_t)(e - v));
-        if (e - v > 3) memmove(v + 3, e, strlen(e) + 1);
-        amp = strchr(v, '&');
-      }
-      p = amp ? amp + 1 : NULL;
+  for (char *p = tmp + (q - t) + 1; p && *p;) {
+    char *amp = strchr(p, '&');
+    if (!strncmp(p, "key=", 4)) {
+      char *v = p + 4, *e = amp ? amp : v + strlen(v);
+      memset(v, '*', (size_t)(e - v) > 3 ? 3 : (size_t)(e - v));
+      if (e - v > 3) memmove(v + 3, e, strlen(e) + 1);
+      amp = strchr(v, '&');
     }
+    p = amp ? amp + 1 : NULL;
   }
   if (json) json_str(b, tmp);
   else pc_buf_puts(b, tmp);
 }
 
-void pc_log_access(const struct pc_access *a) {
-  char ts[40];
-  pc_buf b;
-  pc_buf_init(&b, 16384);
-  timestamp(ts, sizeof ts);
-  double up = a->upstream_us >= 0 ? (double)a->upstream_us / 1000.0 : -1;
-  double total = (double)a->total_us / 1000.0;
-  if (log_json) {
-    pc_buf_printf(&b, "{\"time\":\"%s\",\"method\":\"", ts);
-    json_str(&b, a->method);
-    pc_buf_puts(&b, "\",\"path\":\"");
-    masked_target(&b, a->path, 1);
-    pc_buf_printf(&b, "\",\"status\":%d,\"cache\":\"%s\",\"key\":", a->status, a->cache);
-    if (a->key && *a->key) pc_buf_printf(&b, "\"%s\"", a->key);
-    else pc_buf_puts(&b, "null");
-    pc_buf_printf(&b, ",\"bytes\":%llu,\"upstream_ms\":", (unsigned long long)a->bytes);
-    if (up >= 0) pc_buf_printf(&b, "%.3f", up);
-    else pc_buf_puts(&b, "null");
-    pc_buf_printf(&b, ",\"total_ms\":%.3f}", total);
+static void access_json(pc_buf *b, const struct pc_access *a) {
+  pc_buf_puts(b, "{\"time\":\"");
+  timestamp(b);
+  pc_buf_puts(b, "\",\"method\":\"");
+  json_str(b, a->method);
+  pc_buf_puts(b, "\",\"path\":\"");
+  masked_target(b, a->path, 1);
+  pc_buf_puts(b, "\",\"status\":");
+  pc_buf_put_u64(b, (unsigned)a->status);
+  pc_buf_puts(b, ",\"cache\":\"");
+  pc_buf_puts(b, a->cache);
+  pc_buf_puts(b, "\",\"key\":");
+  if (a->key && *a->key) {
+    pc_buf_putc(b, '"');
+    pc_buf_puts(b, a->key);
+    pc_buf_putc(b, '"');
   } else {
-    pc_buf_printf(&b, "%s %s ", ts, a->method);
-    masked_target(&b, a->path, 0);
-    pc_buf_printf(&b, " %d %s %s %lluB", a->status, a->cache, a->key && *a->key ? a->key : "-",
-                  (unsigned long long)a->bytes);
-    if (up >= 0) pc_buf_printf(&b, " upstream=%.3fms", up);
-    else pc_buf_puts(&b, " upstream=-");
-    pc_buf_printf(&b, " total=%.3fms", total);
+    pc_buf_puts(b, "null");
   }
-  emit(&b);
-  pc_buf_free(&b);
+  pc_buf_puts(b, ",\"bytes\":");
+  pc_buf_put_u64(b, (unsigned long long)a->bytes);
+  pc_buf_puts(b, ",\"upstream_ms\":");
+  if (a->upstream_us >= 0) put_ms(b, a->upstream_us);
+  else pc_buf_puts(b, "null");
+  pc_buf_puts(b, ",\"total_ms\":");
+  put_ms(b, a->total_us);
+  pc_buf_putc(b, '}');
 }
 
+static void access_text(pc_buf *b, const struct pc_access *a) {
+  timestamp(b);
+  pc_buf_putc(b, ' ');
+  pc_buf_puts(b, a->method);
+  pc_buf_putc(b, ' ');
+  masked_target(b, a->path, 0);
+  pc_buf_putc(b, ' ');
+  pc_buf_put_u64(b, (unsigned)a->status);
+  pc_buf_putc(b, ' ');
+  pc_buf_puts(b, a->cache);
+  pc_buf_putc(b, ' ');
+  pc_buf_puts(b, a->key && *a->key ? a->key : "-");
+  pc_buf_putc(b, ' ');
+  pc_buf_put_u64(b, (unsigned long long)a->bytes);
+  pc_buf_puts(b, "B upstream=");
+  if (a->upstream_us >= 0) {
+    put_ms(b, a->upstream_us);
+    pc_buf_puts(b, "ms");
+  } else {
+    pc_buf_putc(b, '-');
+  }
+  pc_buf_puts(b, " total=");
+  put_ms(b, a->total_us);
+  pc_buf_puts(b, "ms");
+}
+
+void pc_log_access(const struct pc_access *a) {
+  pc_buf *b = out_buf();
+  if (log_json) access_json(b, a);
+  else access_text(b, a);
+  end_line(b);
+}
+
+/* Event messages are rare: they go out at once (with anything pending). */
 static void vmsg(const char *level, const char *fmt, va_list ap) {
-  char ts[40], msg[2048];
-  pc_buf b;
-  pc_buf_init(&b, 8192);
-  timestamp(ts, sizeof ts);
+  char msg[4096];
+  pc_buf *b = out_buf();
   vsnprintf(msg, sizeof msg, fmt, ap);
   if (log_json) {
-    pc_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, level);
-    json_str(&b, msg);
-    pc_buf_puts(&b, "\"}");
+    pc_buf_puts(b, "{\"time\":\"");
+    timestamp(b);
+    pc_buf_printf(b, "\",\"level\":\"%s\",\"msg\":\"", level);
+    json_str(b, msg);
+    pc_buf_puts(b, "\"}");
   } else {
-    pc_buf_printf(&b, "%s %s %s", ts, level, msg);
+    timestamp(b);
+    pc_buf_printf(b, " %s %s", level, msg);
   }
-  emit(&b);
-  pc_buf_free(&b);
+  pc_buf_putc(b, '\n');
+  pc_log_flush();
 }
 
 void pc_log_info(const char *fmt, ...) {

@@ -63,10 +63,22 @@ static const char *http_date(void) {
 /* Status line, upstream/stored headers, then ours. The caller appends any
  * framing header and the blank line. */
 static int head_start(pc_buf *b, struct pc_conn *c, int status, const char *headers, size_t len) {
-  int rc = pc_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, pc_respond_reason(status));
+  int rc = pc_buf_puts(b, "HTTP/1.1 ");
+  if (!rc) rc = pc_buf_put_u64(b, (unsigned)status);
+  if (!rc) rc = pc_buf_putc(b, ' ');
+  if (!rc) rc = pc_buf_puts(b, pc_respond_reason(status));
+  if (!rc) rc = pc_buf_puts(b, "\r\n");
   if (!rc && len) rc = pc_buf_append(b, headers, len);
-  if (!rc && c->resp.cache) rc = pc_buf_printf(b, "X-PromptCache-Status: %s\r\n", c->resp.cache);
-  if (!rc && c->resp.key[0]) rc = pc_buf_printf(b, "X-PromptCache-Key: %s\r\n", c->resp.key);
+  if (!rc && c->resp.cache) {
+    rc = pc_buf_puts(b, "X-PromptCache-Status: ");
+    if (!rc) rc = pc_buf_puts(b, c->resp.cache);
+    if (!rc) rc = pc_buf_puts(b, "\r\n");
+  }
+  if (!rc && c->resp.key[0]) {
+    rc = pc_buf_puts(b, "X-PromptCache-Key: ");
+    if (!rc) rc = pc_buf_append(b, c->resp.key, PC_KEY_HEX_LEN);
+    if (!rc) rc = pc_buf_puts(b, "\r\n");
+  }
   if (!rc && c->resp.extra_headers) rc = pc_buf_puts(b, c->resp.extra_headers);
   if (!rc && c->close_after) rc = pc_buf_puts(b, "Connection: close\r\n");
   else if (!rc && c->req.http_minor == 0) rc = pc_buf_puts(b, "Connection: keep-alive\r\n");
@@ -163,9 +175,16 @@ void pc_respond_end(struct pc_conn *c) {
 
 static int hit_head(struct pc_conn *c, const struct pc_entry *e, int64_t age_s, int chunked, pc_buf *b) {
   int rc = head_start(b, c, e->status, e->headers.p, e->headers.n);
-  if (!rc) rc = pc_buf_printf(b, "Date: %s\r\nAge: %lld\r\n", http_date(), (long long)age_s);
-  if (!rc && chunked) rc = pc_buf_puts(b, "Transfer-Encoding: chunked\r\n\r\n");
-  else if (!rc) rc = pc_buf_printf(b, "Content-Length: %zu\r\n\r\n", e->body.n);
+  if (!rc) rc = pc_buf_puts(b, "Date: ");
+  if (!rc) rc = pc_buf_puts(b, http_date());
+  if (!rc) rc = pc_buf_puts(b, "\r\nAge: ");
+  if (!rc) rc = pc_buf_put_u64(b, (unsigned long long)(age_s > 0 ? age_s : 0));
+  if (!rc && chunked) rc = pc_buf_puts(b, "\r\nTransfer-Encoding: chunked\r\n\r\n");
+  else if (!rc) {
+    rc = pc_buf_puts(b, "\r\nContent-Length: ");
+    if (!rc) rc = pc_buf_put_u64(b, e->body.n);
+    if (!rc) rc = pc_buf_puts(b, "\r\n\r\n");
+  }
   return rc;
 }
 

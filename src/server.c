@@ -134,6 +134,8 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 static void on_xnotify(uv_async_t *a) { pc_flight_pull_remote(a->data); }
 
+static void on_log_check(uv_check_t *h) { pc_log_flush(); }
+
 /* Every 10 s the main worker persists lifetime totals (fsync is the writer's job). */
 static void on_tick(uv_timer_t *t) {
   struct pc_worker *w = t->data;
@@ -152,6 +154,7 @@ void pc_server_maybe_done(struct pc_worker *w) {
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL);
   uv_close((uv_handle_t *)&w->xnotify, NULL);
+  uv_close((uv_handle_t *)&w->log_check, NULL);
   pc_upstream_destroy(w->up);
   w->up = NULL;
   pc_wport_close(w->port);
@@ -181,6 +184,9 @@ static int worker_init(struct pc_server *srv, int index) {
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   uv_async_init(w->loop, &w->xnotify, on_xnotify);
   w->stop_async.data = w->xnotify.data = w;
+  uv_check_init(w->loop, &w->log_check);
+  uv_check_start(&w->log_check, on_log_check);
+  uv_unref((uv_handle_t *)&w->log_check);
   int rc = pc_cache_secret(w->cache, w->secret);
   if (!rc) rc = pc_upstream_create(w->loop, w->cfg, &w->up);
   if (!rc) rc = pc_wport_open(w->writer, w->loop, &w->port);
@@ -208,6 +214,7 @@ static void worker_teardown(struct pc_worker *w) {
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
   pc_cache_thread_done(w->cache);
+  pc_log_thread_done();
 }
 
 static void *worker_thread(void *arg) {
