@@ -102,7 +102,7 @@ asan: $(BUILD)/asan/promptcache $(BUILD)/asan/unit_tests tests/e2e/node_modules/
 
 # Benchmarks print figures (build/bench/results.md) and never fail the build.
 bench:
-	MAKE="$(MAKE)" bash bench/run.sh
+	@MAKE="$(MAKE)" bash bench/run.sh
 
 lint:
 	clang-tidy --quiet $(SRCS) -- $(CPPFLAGS) -std=c11

@@ -64,13 +64,16 @@ const sizes = [...new Set(rows.map((r) => r.size))].sort((a, b) => a - b);
 const nbs = [...new Set(rows.map((r) => r.nb))].sort((a, b) => a - b);
 const connsL = [...new Set(rows.map((r) => r.conns))].sort((a, b) => a - b);
 
+const env = Object.fromEntries(read('env.txt').trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 p('# promptcache benchmark');
 p();
 p(`Cache hits over loopback, wrk -t2 (${versions}); ${durations} per cell; peers run one after another, ` +
   `interleaved per cell. Machine: ${readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length} ` +
   `CPUs, shared with wrk (not pinned). CPU/req = server utime+stime from /proc (nginx: master + its children) ÷ wrk's request count; ` +
   'peak RSS = VmHWM of the serving process (nginx: its largest child, the worker), reset before each cell; ' +
-  'promptcache\'s RSS includes the LMDB map pages it touched. Total runtime: ' + runtime + ' s.');
+  'promptcache\'s RSS includes the LMDB map pages it touched. Total runtime: ' + runtime + ' s. ' +
+  `Load average at start ${env.loadavg_start ?? '?'}, at end ${env.loadavg_end ?? '?'}: on a shared machine other work inflates ` +
+  'latencies and skews single cells; compare ratios, and re-run before trusting one outlier.');
 p();
 if (rows.length) {
   p('## Throughput, latency, CPU, memory');

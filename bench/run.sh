@@ -34,7 +34,8 @@ THREADS=2
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 rm -f "$OUT"/wrk-*.txt "$OUT"/rows.tsv "$OUT"/group-*.txt "$OUT"/check-*.json "$OUT"/prewarm-*.json \
-  "$OUT"/micro.txt "$OUT"/idle.txt "$OUT"/notes.txt "$OUT"/run.log "$OUT"/results.md 2>/dev/null
+  "$OUT"/micro.txt "$OUT"/idle.txt "$OUT"/notes.txt "$OUT"/run.log "$OUT"/results.md "$OUT"/env.txt \
+  "$OUT"/nginx-cache-*-error.log 2>/dev/null
 
 log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - START_TS))" "$*" | tee -a "$OUT/run.log" >&2; }
 note() { printf '%s\n' "$*" >>"$OUT/notes.txt"; log "NOTE: $*"; }
@@ -43,6 +44,7 @@ skipped() { case " $SKIP " in *" $1 "*) return 0 ;; esac; return 1; }
 # Idle test holds 10k sockets on each side; wrk/nginx need a few hundred.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open-file limit: $(ulimit -n)"
+echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/env.txt"
 
 # ---- processes we start: tracked by pid, stopped by pid -----------------
 PIDS=()
@@ -416,6 +418,16 @@ run_group() { # run_group SIZE: one prompt size, all peers and cells
   # upstream requests and distinct bodies over the group (pre-warm + runs + check)
   printf 'pc %s %s\nnginx-cache %s %s\n' "$m0pc" "$m1pc" "$m0ng" "$m1ng" >"$OUT/group-$size.txt"
   stop_servers
+  # nginx says why it did not cache (e.g. "cache file ... is too small": it keeps
+  # the key's length in a 16-bit header field, so keys over ~64 KB never hit).
+  local elog=$TMP/nginx-cache-$size/error.log msg
+  if [ -s "$elog" ]; then
+    tail -n 200 "$elog" >"$OUT/nginx-cache-$size-error.log"
+    msg=$(grep -E '\[(crit|error|alert|emerg)\]' "$elog" |
+      sed -E 's/^.*\[(crit|error|alert|emerg)\] [0-9#]+: (\*[0-9]+ )?//; s/, client:.*//; s/"[^"]*"/"…"/g' |
+      sort | uniq -c | sort -rn | head -n 2 | awk '{$1=$1" x"; print}' | paste -sd ';' -)
+    [ -n "$msg" ] && note "nginx-cache error log at $size B: $msg"
+  fi
   rm -rf "$TMP/db-$size" "$TMP/nginx-cache-$size" "$TMP/nginx-static-$size"
   [ "$size" -le 1024 ] || rm -f "$bodies"
 }
@@ -439,6 +451,11 @@ fi
 
 # ---- idle keep-alive memory ---------------------------------------------------------
 if ! skipped idle && [ -n "$PCBIN" ] && [ $HAVE_NODE = 1 ] && alive "$MOCK_PID"; then
+  lim=$(ulimit -n)
+  if [ "$lim" != unlimited ] && [ "$lim" -lt $((IDLE_CONNS + 200)) ]; then
+    note "open-file limit $lim (could not raise it): idle test uses $((lim - 200)) connections instead of $IDLE_CONNS"
+    IDLE_CONNS=$((lim - 200))
+  fi
   log "idle: $IDLE_CONNS keep-alive connections to promptcache"
   [ -f "$TMP/bodies-1024.txt" ] || node bench/gen.mjs bodies 1024 1 "$TMP/bodies-1024.txt"
   if start_pc "$TMP/db-idle" --idle-timeout 600s; then
@@ -484,6 +501,7 @@ stop_pid "$MOCK_PID"
 
 # ---- report --------------------------------------------------------------------------
 END_TS=$(date +%s)
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 if [ $HAVE_NODE = 1 ]; then
   node bench/report.mjs "$OUT" "$((END_TS - START_TS))" "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')" \
     "$DUR_1K s x $REPS_1K (1 KB, median), $DUR s otherwise" | tee "$OUT/results.md"

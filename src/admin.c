@@ -1,6 +1,6 @@
 /* admin.c — the /_promptcache/ endpoints. Access rules: with --admin-token every endpoint
- * but health needs `Authorization: Bearer <token>` (compared in constant
- * time); without a token, listening on a non-loopback address serves health
+ * but health and the dashboard page (which holds no data) needs
+ * `Authorization: Bearer <token>` (compared in constant time); without a token, listening on a non-loopback address serves health
  * only, so a cache's contents are never exposed by accident. */
 #include "admin.h"
 
@@ -130,15 +130,23 @@ void pc_admin_handle(struct pc_conn *c) {
     pc_respond_content(c, 200, "application/json", ok, sizeof ok - 1);
     return;
   }
+  int get = is_get(c);
+  /* The dashboard page holds no data (it fetches /stats with the token the
+   * user types in), and a browser cannot send a Bearer header when it opens
+   * a page: so the page itself is served without the token. */
+  if ((IS("/") || IS("")) && get && c->w->cfg->admin_token) {
+    dashboard(c);
+    return;
+  }
   if (!pc_admin_open(c->w->cfg)) {
     pc_respond_error(c, 403, "forbidden", "admin endpoints are off: listening on a non-loopback address without --admin-token");
     return;
   }
   if (!authorized(c)) {
+    c->resp.extra_headers = "WWW-Authenticate: Bearer realm=\"promptcache\"\r\n";
     pc_respond_error(c, 401, "unauthorized", "admin endpoints need Authorization: Bearer <--admin-token>");
     return;
   }
-  int get = is_get(c);
   if (IS("/stats") && get) stats(c);
   else if (IS("/metrics") && get) metrics(c);
   else if ((IS("/") || IS("")) && get) dashboard(c);

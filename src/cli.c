@@ -354,6 +354,10 @@ static int cmp_group(const void *a, const void *b) {
   return strcmp(((const struct group *)a)->name, ((const struct group *)b)->name);
 }
 
+static void sort_groups(struct groups *g) {
+  if (g->n > 1) qsort(g->v, g->n, sizeof *g->v, cmp_group);
+}
+
 static int stats_one(void *ud, const uint8_t key[16], const void *val, size_t len) {
   struct stats_walk *w = ud;
   struct pc_entry e;
@@ -467,9 +471,9 @@ int pc_cli_stats(int argc, char **argv) {
     st = 1;
     goto out;
   }
-  qsort(w.by_route.v, w.by_route.n, sizeof *w.by_route.v, cmp_group);
-  qsort(w.by_path.v, w.by_path.n, sizeof *w.by_path.v, cmp_group);
-  qsort(w.by_model.v, w.by_model.n, sizeof *w.by_model.v, cmp_group);
+  sort_groups(&w.by_route);
+  sort_groups(&w.by_path);
+  sort_groups(&w.by_model);
   if (c.val[O_JSON]) st = stats_json(db_path(&c), entries, bytes, &w) ? 1 : 0;
   else stats_text(db_path(&c), entries, bytes, &w);
 out:

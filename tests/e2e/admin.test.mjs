@@ -457,7 +457,7 @@ test('assets/prices.example.json is a dated price table the proxy loads; its spe
   assert.equal(mock.count(), models.length);
 });
 
-test('--admin-token: stats, metrics, dashboard and purge need "Authorization: Bearer <token>"; health never does', async (t) => {
+test('--admin-token: stats, metrics and purge need "Authorization: Bearer <token>"; health and the dashboard page never do', async (t) => {
   const token = `T-${crypto.randomBytes(12).toString('hex')}`;
   const { mock, proxy } = await setup(t, { args: ['--admin-token', token] });
 
@@ -471,10 +471,15 @@ test('--admin-token: stats, metrics, dashboard and purge need "Authorization: Be
     assert.deepEqual(h.json, { status: 'ok' });
   }
 
+  // The dashboard page holds no data and a browser cannot send a Bearer
+  // header when opening it: it is served without the token (its data is not).
+  const page = await request(proxy, { path: '/_promptcache/' });
+  assert.equal(page.status, 200, 'the dashboard page needs no token');
+  assert.ok(page.body.equals(fs.readFileSync(DASHBOARD_FILE)));
+
   const endpoints = [
     { method: 'GET', path: '/_promptcache/stats' },
     { method: 'GET', path: '/_promptcache/metrics' },
-    { method: 'GET', path: '/_promptcache/' },
     { method: 'POST', path: '/_promptcache/purge', body: { all: true } },
   ];
   const refusals = [
@@ -525,7 +530,7 @@ test('--admin-token: stats, metrics, dashboard and purge need "Authorization: Be
 
 test('a 401 from an admin endpoint carries WWW-Authenticate: Bearer (RFC 9110 §11.6.1, §15.5.2)', async (t) => {
   const { proxy } = await setup(t, { args: ['--admin-token', 'sekrit'] });
-  for (const p of ['/_promptcache/stats', '/_promptcache/metrics', '/_promptcache/']) {
+  for (const p of ['/_promptcache/stats', '/_promptcache/metrics']) {
     const r = await request(proxy, { path: p });
     assert.equal(r.status, 401);
     assert.match(String(r.headers['www-authenticate'] || ''), /^Bearer(\s|$)/i, `WWW-Authenticate on ${p}: ${r.headers['www-authenticate']}`);
