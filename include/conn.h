@@ -37,8 +37,8 @@ struct pc_req {
   char method[24];
   pc_buf target; /* request target as received */
   pc_buf hbuf;   /* header names and values, NUL-terminated each */
-  struct pc_header h[PC_MAX_HEADERS];
-  size_t nh;
+  struct pc_header *h; /* h_cap slots, grown on demand up to PC_MAX_HEADERS */
+  size_t nh, h_cap;
   size_t header_bytes;
   pc_buf body;
   int http_minor;

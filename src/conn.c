@@ -62,6 +62,20 @@ static int cb_url(llhttp_t *p, const char *at, size_t n) {
   return pc_buf_append(&c->req.target, at, n) ? -1 : 0;
 }
 
+/* Make slot nh exist (zeroed); the array starts small so that idle
+ * connections stay cheap. */
+static int header_slot(struct pc_req *r) {
+  if (r->nh < r->h_cap) return 0;
+  size_t cap = r->h_cap ? r->h_cap * 2 : 16;
+  if (cap > PC_MAX_HEADERS) cap = PC_MAX_HEADERS;
+  struct pc_header *h = realloc(r->h, cap * sizeof *h);
+  if (!h) return PC_ENOMEM;
+  memset(h + r->h_cap, 0, (cap - r->h_cap) * sizeof *h);
+  r->h = h;
+  r->h_cap = cap;
+  return 0;
+}
+
 static int cb_header_field(llhttp_t *p, const char *at, size_t n) {
   struct pc_conn *c = from_parser(p);
   struct pc_req *r = &c->req;
@@ -70,6 +84,7 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n) {
     c->parse_error = 431;
     return -1;
   }
+  if (header_slot(r)) return -1;
   struct pc_header *h = &r->h[r->nh];
   if (h->nlen == 0 && h->name == 0) h->name = (uint32_t)r->hbuf.len;
   h->nlen += (uint32_t)n;
@@ -101,7 +116,7 @@ static int cb_header_value_complete(llhttp_t *p) {
   while (h->vlen && (r->hbuf.data[h->value + h->vlen - 1] == ' ' || r->hbuf.data[h->value + h->vlen - 1] == '\t'))
     r->hbuf.data[h->value + --h->vlen] = '\0';
   r->nh++;
-  if (r->nh < PC_MAX_HEADERS) memset(&r->h[r->nh], 0, sizeof r->h[0]);
+  if (r->nh < r->h_cap) memset(&r->h[r->nh], 0, sizeof r->h[0]);
   return 0;
 }
 
@@ -191,9 +206,18 @@ static void req_reset(struct pc_conn *c) {
   pc_buf_reset(&r->target);
   pc_buf_reset(&r->hbuf);
   pc_buf_reset(&r->body);
-  if (r->body.cap > (1u << 20)) pc_buf_free(&r->body); /* don't keep big bodies' memory around */
+  /* keep small buffers for the next request, not big ones' memory */
+  if (r->body.cap > (64u << 10)) pc_buf_free(&r->body);
+  if (r->hbuf.cap > (8u << 10)) pc_buf_free(&r->hbuf);
+  if (r->target.cap > (8u << 10)) pc_buf_free(&r->target);
+  if (c->in.len == 0 && c->in.cap > (64u << 10)) pc_buf_free(&c->in);
   r->nh = 0;
-  memset(&r->h[0], 0, sizeof r->h[0]);
+  if (r->h_cap > 32) { /* an unusual request: do not keep its header array */
+    free(r->h);
+    r->h = NULL;
+    r->h_cap = 0;
+  }
+  if (r->h) memset(&r->h[0], 0, sizeof r->h[0]);
   r->header_bytes = 0;
   r->keep_alive = 0;
   r->expect_continue = 0;
@@ -442,6 +466,7 @@ static void close_cb(uv_handle_t *h) {
   pc_buf_free(&c->req.target);
   pc_buf_free(&c->req.hbuf);
   pc_buf_free(&c->req.body);
+  free(c->req.h);
   free(c);
   pc_server_maybe_done(w);
 }
