@@ -400,9 +400,38 @@ static int json_time(pc_buf *b, const char *member, int64_t ms, int have) {
   return have ? pc_buf_printf(b, ",\"%s\":\"%s\"", member, t) : pc_buf_printf(b, ",\"%s\":null", member);
 }
 
-/* One JSON object. Lifetime request counters from a running server would go
- * in a "totals" member after "db" (print_totals); this file never blocks that. */
-static int stats_json(const char *db, size_t entries, size_t bytes, const struct stats_walk *w) {
+/* The lifetime totals a server persisted in the database (its own compact
+ * JSON object, see stats.c), appended as is; null when none were saved yet. */
+static int lifetime_json(pc_cache *db, pc_buf *b) {
+  pc_buf raw;
+  struct pc_json_doc *doc = NULL;
+  pc_buf_init(&raw, 1 << 20);
+  int ok = !pc_cache_meta_get(db, "totals", &raw) && !pc_json_parse(raw.data, raw.len, &doc, NULL);
+  int rc = ok ? pc_json_write(pc_json_root(doc), b) : pc_buf_puts(b, "null");
+  pc_json_free(doc);
+  pc_buf_free(&raw);
+  return rc;
+}
+
+static void lifetime_text(pc_cache *db) {
+  static const char *const names[] = {"hit", "miss", "coalesced", "bypass", "refresh", "stale", "replay_miss",
+                                      "bytes_from_cache", "tokens_saved_input", "tokens_saved_output", "evictions"};
+  pc_buf raw;
+  struct pc_json_doc *doc = NULL;
+  pc_buf_init(&raw, 1 << 20);
+  if (!pc_cache_meta_get(db, "totals", &raw) && !pc_json_parse(raw.data, raw.len, &doc, NULL)) {
+    const struct pc_json *r = pc_json_root(doc);
+    printf("\nlifetime (all server runs on this database)\n");
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+      printf("  %-22s %.0f\n", names[i], pc_json_get_num(r, names[i], 0));
+    printf("  %-22s %.6f\n", "money_saved", pc_json_get_num(r, "money_saved", 0));
+  }
+  pc_json_free(doc);
+  pc_buf_free(&raw);
+}
+
+/* One JSON object; "lifetime" holds the totals servers persisted. */
+static int stats_json(pc_cache *dbh, const char *db, size_t entries, size_t bytes, const struct stats_walk *w) {
   pc_buf b;
   int have = w->walked > w->unreadable;
   pc_buf_init(&b, TEXT_MAX);
@@ -416,6 +445,8 @@ static int stats_json(const char *db, size_t entries, size_t bytes, const struct
   if (!rc) rc = json_groups(&b, "by_route", &w->by_route);
   if (!rc) rc = json_groups(&b, "by_path", &w->by_path);
   if (!rc) rc = json_groups(&b, "by_model", &w->by_model);
+  if (!rc) rc = pc_buf_puts(&b, ",\"lifetime\":");
+  if (!rc) rc = lifetime_json(dbh, &b);
   if (!rc) rc = pc_buf_puts(&b, "}\n");
   if (!rc) fwrite(b.data, 1, b.len, stdout);
   pc_buf_free(&b);
@@ -474,8 +505,11 @@ int pc_cli_stats(int argc, char **argv) {
   sort_groups(&w.by_route);
   sort_groups(&w.by_path);
   sort_groups(&w.by_model);
-  if (c.val[O_JSON]) st = stats_json(db_path(&c), entries, bytes, &w) ? 1 : 0;
-  else stats_text(db_path(&c), entries, bytes, &w);
+  if (c.val[O_JSON]) st = stats_json(db, db_path(&c), entries, bytes, &w) ? 1 : 0;
+  else {
+    stats_text(db_path(&c), entries, bytes, &w);
+    lifetime_text(db);
+  }
 out:
   pc_cache_close(db);
   stats_free(&w);

@@ -1121,7 +1121,7 @@ static int stage_put(FILE *stage, const struct pc_key *k, const pc_buf *enc) {
 /* Pass 1: parse and encode every line of `in` into `stage`. */
 static int stage_file(FILE *in, FILE *stage, const char *path, char *err, size_t errlen) {
   pc_buf line, enc;
-  char why[512];
+  char why[512] = "";
   size_t lineno = 0;
   int got = 1, rc = 0;
   pc_buf_init(&line, LINE_MAX_BYTES);
