@@ -12,7 +12,9 @@
  * proxy's own), filled directly with mdb_* calls in batches of 10k puts per
  * write txn (sorted keys, MDB_APPEND: filling 1M entries through pc_cache_put,
  * one txn each, would take minutes), then read back through pc_cache_get.
- * Every environment is deleted when measured. */
+ * Every environment is deleted when measured. Throughputs are the best of
+ * TRIALS slices of the time budget (least disturbed by other work on a shared
+ * machine); latencies are percentiles over all timed lookups. */
 #include <errno.h>
 #include <lmdb.h>
 #include <stdint.h>
@@ -32,6 +34,7 @@
 
 #define MAP_SIZE ((size_t)6 << 30)
 #define BATCH 10000
+#define TRIALS 5
 
 static double now_s(void) {
   struct timespec ts;
@@ -141,44 +144,63 @@ static int canon_bench(const pc_buf *body, double seconds, struct canon_result *
                             .headers = {NULL, NULL, NULL, NULL, NULL}};
   int rc = 0;
   /* full path: canonicalize + key material + hash */
-  long iters = 0;
-  double t0 = now_s(), t = t0;
-  while (t - t0 < seconds || iters < 3) {
-    pc_buf_reset(&canon);
-    rc = pc_canon_json(body->data, body->len, NULL, 0, &canon, &info);
-    if (rc) goto out;
-    in.body = canon.data;
-    in.body_len = canon.len;
-    pc_buf_reset(&mat);
-    rc = pc_key_material(&in, &mat);
-    if (rc) goto out;
-    pc_key_hash(mat.data, mat.len, &key);
-    iters++;
-    t = now_s();
+  /* Each figure is the best of TRIALS equal slices of the time budget: on a
+   * shared machine the best slice is the one least disturbed by other work. */
+  long iters = 0, total = 0;
+  double t0, t, best = 0;
+  for (int trial = 0; trial < TRIALS; trial++) {
+    iters = 0;
+    t0 = t = now_s();
+    while (t - t0 < seconds / TRIALS || iters < 3) {
+      pc_buf_reset(&canon);
+      rc = pc_canon_json(body->data, body->len, NULL, 0, &canon, &info);
+      if (rc) goto out;
+      in.body = canon.data;
+      in.body_len = canon.len;
+      pc_buf_reset(&mat);
+      rc = pc_key_material(&in, &mat);
+      if (rc) goto out;
+      pc_key_hash(mat.data, mat.len, &key);
+      iters++;
+      t = now_s();
+    }
+    total += iters;
+    double mbps = (double)body->len * (double)iters / (t - t0) / 1e6;
+    if (mbps > best) best = mbps;
   }
-  res->iters = iters;
+  res->iters = total;
   res->bytes = body->len;
-  res->mbps = (double)body->len * (double)iters / (t - t0) / 1e6;
+  res->mbps = best;
   /* canonicalization alone */
-  iters = 0;
-  t0 = t = now_s();
-  while (t - t0 < seconds / 2 || iters < 3) {
-    pc_buf_reset(&canon);
-    rc = pc_canon_json(body->data, body->len, NULL, 0, &canon, &info);
-    if (rc) goto out;
-    iters++;
-    t = now_s();
+  best = 0;
+  for (int trial = 0; trial < TRIALS; trial++) {
+    iters = 0;
+    t0 = t = now_s();
+    while (t - t0 < seconds / 2 / TRIALS || iters < 3) {
+      pc_buf_reset(&canon);
+      rc = pc_canon_json(body->data, body->len, NULL, 0, &canon, &info);
+      if (rc) goto out;
+      iters++;
+      t = now_s();
+    }
+    double mbps = (double)body->len * (double)iters / (t - t0) / 1e6;
+    if (mbps > best) best = mbps;
   }
-  res->canon_mbps = (double)body->len * (double)iters / (t - t0) / 1e6;
+  res->canon_mbps = best;
   /* hashing alone (of the key material) */
-  iters = 0;
-  t0 = t = now_s();
-  while (t - t0 < seconds / 4 || iters < 3) {
-    pc_key_hash(mat.data, mat.len, &key);
-    iters++;
-    t = now_s();
+  best = 0;
+  for (int trial = 0; trial < TRIALS; trial++) {
+    iters = 0;
+    t0 = t = now_s();
+    while (t - t0 < seconds / 4 / TRIALS || iters < 3) {
+      pc_key_hash(mat.data, mat.len, &key);
+      iters++;
+      t = now_s();
+    }
+    double mbps = (double)mat.len * (double)iters / (t - t0) / 1e6;
+    if (mbps > best) best = mbps;
   }
-  res->hash_mbps = (double)mat.len * (double)iters / (t - t0) / 1e6;
+  res->hash_mbps = best;
   if (key.b[0] == 0 && key.b[1] == 0 && key.b[2] == 0 && key.b[3] == 0) fprintf(stderr, " ");
 out:
   pc_buf_free(&canon);
@@ -404,7 +426,7 @@ int main(int argc, char **argv) {
   const char *tmp = NULL;
   const char *entries = "1000,100000,1000000";
   size_t lookups = 200000;
-  double seconds = 0.6;
+  double seconds = 1.0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--tmp") && i + 1 < argc) tmp = argv[++i];
     else if (!strcmp(argv[i], "--entries") && i + 1 < argc) entries = argv[++i];

@@ -433,18 +433,22 @@ run_group() { # run_group SIZE: one prompt size, all peers and cells
 }
 
 # ---- HTTP benchmark -------------------------------------------------------------
-if ! skipped http && [ $HAVE_WRK = 1 ] && [ $HAVE_NODE = 1 ]; then
-  STATIC_BODY=$(node bench/gen.mjs response)
-  case "$STATIC_BODY" in *"'"* | *'$'* | *'\'*) note "static body has characters nginx would mangle" ;; esac
+if [ $HAVE_NODE = 1 ]; then
   node bench/mock.mjs "$P_MOCK_PC" "$P_MOCK_NG" --max-seconds=1500 >"$OUT/mock.log" 2>&1 &
   MOCK_PID=$!
   track "$MOCK_PID"
   if wait_port "$P_MOCK_PC" "$MOCK_PID" && wait_port "$P_MOCK_NG" "$MOCK_PID"; then
     log "ports: mock $P_MOCK_PC/$P_MOCK_NG, promptcache $P_PC, nginx-cache $P_NGC, nginx-static $P_NGS"
-    for size in $SIZES; do run_group "$size"; done
   else
     note "mock upstream did not start"
+    stop_pid "$MOCK_PID"
+    MOCK_PID=
   fi
+fi
+if ! skipped http && [ $HAVE_WRK = 1 ] && alive "$MOCK_PID"; then
+  STATIC_BODY=$(node bench/gen.mjs response)
+  case "$STATIC_BODY" in *"'"* | *'$'* | *'\'*) note "static body has characters nginx would mangle" ;; esac
+  for size in $SIZES; do run_group "$size"; done
 else
   skipped http || note "wrk or node missing: HTTP benchmark skipped"
 fi
