@@ -12,7 +12,10 @@
 # (default 3), BENCH_REPS_1K (1 KB cells are run this many times and the median
 # reported, default 3), BENCH_SIZES ("1024 16384 102400 1048576"), BENCH_CONNS
 # ("32 256"), BENCH_DISTINCT (1000), BENCH_IDLE_CONNS (10000),
-# BENCH_MICRO_ENTRIES (1000,100000,1000000), BENCH_SKIP ("micro idle http").
+# BENCH_MICRO_ENTRIES (1000,100000,1000000), BENCH_SKIP ("micro idle http"),
+# BENCH_NGINX_BODY_BUFFER_KB (nginx client_body_buffer_size; default: body size +
+# 16 KB; set it below the body size to see nginx-cache key on an empty
+# $request_body and serve other bodies' answers, i.e. rows marked WRONG).
 set -u
 START_TS=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -209,7 +212,7 @@ start_pc() { # start_pc DBDIR [extra args]
 STATIC_BODY=
 nginx_conf() { # nginx_conf KIND PREFIX PORT SIZE
   local kind=$1 prefix=$2 port=$3 size=$4
-  local bodybuf=$((size / 1024 + 16)) keybuf=$((size / 1024 + 64))
+  local bodybuf=${BENCH_NGINX_BODY_BUFFER_KB:-$((size / 1024 + 16))} keybuf=$((size / 1024 + 64))
   local nbufs=$((keybuf / 64 + 2))
   cat <<EOF
 worker_processes 1;
