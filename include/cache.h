@@ -39,6 +39,11 @@ int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]);
  * Returns 0 or PC_ENOTFOUND (`out` untouched); PC_ETOOBIG (`out` left empty) when
  * the value exceeds out's maximum; another PC_E* code if LMDB fails. */
 int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out);
+/* Zero-copy lookup: *p points into the map and stays valid only until
+ * pc_cache_release(c) on the same thread, which must follow every 0 return
+ * before any other cache call of this thread. */
+int pc_cache_get_ref(pc_cache *c, const uint8_t key[16], const void **p, size_t *n);
+void pc_cache_release(pc_cache *c);
 /* Store (overwrite) a value in one write txn. Returns 0, PC_EMAPFULL
  * (nothing stored; the handle stays usable) or PC_EIO (rarely another PC_E*
  * code for a specific LMDB failure, e.g. PC_ENOMEM). Space freed by deletes

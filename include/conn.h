@@ -91,6 +91,8 @@ struct pc_conn {
   struct pc_req req;
   struct pc_resp resp;
   struct pc_sub sub; /* our subscription to a flight */
+  pc_buf scratch;    /* canonical body of the current request (reused) */
+  pc_buf material;   /* key material of the current request (reused; handed to a flight on a miss) */
   struct pc_held replay; /* paced SSE replay in progress */
   struct pc_held stale;  /* expired entry, served if upstream fails */
   int swallow;           /* upstream failed and stale will be served: drop its bytes */
@@ -103,6 +105,9 @@ int pc_conn_accept(struct pc_worker *w, uv_stream_t *server);
  * write); `p`/`n` must lie inside it. */
 void pc_conn_write_own(struct pc_conn *c, char *block, const char *p, size_t n);
 void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n);
+/* Write now what the socket takes (nothing if writes are queued, to keep
+ * order); returns the number of bytes written. */
+size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2);
 /* Two blocks in one write (head + body); either block pointer may be NULL. */
 void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2);
 /* The response is complete: log it, then read the next request or close. */

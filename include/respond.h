@@ -26,6 +26,11 @@ void pc_respond_end(struct pc_conn *c);
  * An event-stream entry is replayed chunk by chunk (chunk boundaries as
  * recorded), at once or, with `paced`, with the recorded gaps. */
 void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s, int paced);
+/* Serve a plain (not paced) hit whose entry points into borrowed memory (an
+ * LMDB read txn): what the socket does not take at once is copied. Does not
+ * finish the response: the caller releases the memory, then calls
+ * pc_conn_finish. */
+void pc_respond_hit_borrowed(struct pc_conn *c, const struct pc_entry *e, int64_t age_s);
 /* Next due chunks of a paced replay (called from the conn's timer). */
 void pc_respond_replay_step(struct pc_conn *c);
 

@@ -42,18 +42,7 @@ int pc_buf_reserve(pc_buf *b, size_t n) {
   return 0;
 }
 
-int pc_buf_append(pc_buf *b, const void *p, size_t n) {
-  int rc = pc_buf_reserve(b, n);
-  if (rc) return rc;
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
 
-int pc_buf_puts(pc_buf *b, const char *s) { return pc_buf_append(b, s, strlen(s)); }
-
-int pc_buf_putc(pc_buf *b, char c) { return pc_buf_append(b, &c, 1); }
 
 /* One formatting pass when the text fits the room already there (the
  * common case), a second one only after growing. */

@@ -282,6 +282,23 @@ out:
   return rc;
 }
 
+int pc_cache_get_ref(pc_cache *c, const uint8_t key[16], const void **p, size_t *n) {
+  MDB_txn *txn;
+  MDB_val k = key_val(key), v;
+  int rc = rtxn_acquire(c, &txn);
+  if (rc) return rc;
+  rc = map_err(mdb_get(txn, c->entries, &k, &v));
+  if (rc) {
+    rtxn_release(c);
+    return rc;
+  }
+  *p = v.mv_data;
+  *n = v.mv_size;
+  return 0;
+}
+
+void pc_cache_release(pc_cache *c) { rtxn_release(c); }
+
 /* ---- writes --------------------------------------------------------- */
 
 /* Access times: u64 little-endian milliseconds since the epoch. */

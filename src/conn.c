@@ -129,7 +129,11 @@ static int cb_headers_complete(llhttp_t *p) {
   struct pc_conn *c = from_parser(p);
   struct pc_req *r = &c->req;
   const struct pc_config *cfg = c->w->cfg;
-  snprintf(r->method, sizeof r->method, "%s", llhttp_method_name((llhttp_method_t)llhttp_get_method(p)));
+  const char *mname = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
+  size_t ml = strlen(mname);
+  if (ml >= sizeof r->method) ml = sizeof r->method - 1;
+  memcpy(r->method, mname, ml);
+  r->method[ml] = '\0';
   r->http_minor = llhttp_get_http_minor(p);
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body) {
     c->parse_error = 413;
@@ -211,6 +215,8 @@ static void req_reset(struct pc_conn *c) {
   if (r->hbuf.cap > (8u << 10)) pc_buf_free(&r->hbuf);
   if (r->target.cap > (8u << 10)) pc_buf_free(&r->target);
   if (c->in.len == 0 && c->in.cap > (64u << 10)) pc_buf_free(&c->in);
+  if (c->scratch.cap > (64u << 10)) pc_buf_free(&c->scratch);
+  if (c->material.cap > (64u << 10)) pc_buf_free(&c->material);
   r->nh = 0;
   if (r->h_cap > 32) { /* an unusual request: do not keep its header array */
     free(r->h);
@@ -378,6 +384,13 @@ void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char
   c->writes_pending++;
 }
 
+size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2) {
+  if (c->state == PC_CONN_CLOSED || c->writes_pending) return 0;
+  uv_buf_t b[2] = {uv_buf_init((char *)p1, (unsigned)n1), uv_buf_init((char *)p2, (unsigned)n2)};
+  int w = uv_try_write((uv_stream_t *)&c->tcp, b, n2 ? 2 : 1);
+  return w > 0 ? (size_t)w : 0;
+}
+
 void pc_conn_write_own(struct pc_conn *c, char *block, const char *p, size_t n) {
   pc_conn_write2(c, block, p, n, NULL, NULL, 0);
 }
@@ -466,6 +479,8 @@ static void close_cb(uv_handle_t *h) {
   pc_buf_free(&c->req.target);
   pc_buf_free(&c->req.hbuf);
   pc_buf_free(&c->req.body);
+  pc_buf_free(&c->scratch);
+  pc_buf_free(&c->material);
   free(c->req.h);
   free(c);
   pc_server_maybe_done(w);
@@ -499,6 +514,8 @@ int pc_conn_accept(struct pc_worker *w, uv_stream_t *server) {
   pc_buf_init(&c->req.target, PC_MAX_HEADER_BYTES);
   pc_buf_init(&c->req.hbuf, PC_MAX_HEADER_BYTES + 2 * PC_MAX_HEADERS);
   pc_buf_init(&c->req.body, w->cfg->max_body);
+  pc_buf_init(&c->scratch, w->cfg->max_body * 2 + 64);
+  pc_buf_init(&c->material, w->cfg->max_body * 2 + PC_MAX_HEADER_BYTES);
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   req_reset(c);

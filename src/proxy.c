@@ -209,13 +209,35 @@ static int parse_controls(struct pc_conn *c, struct controls *ct) {
 /* Serve from the cache if a fresh entry for exactly this request exists. An
  * entry that matches but is expired (or older than max-age) is kept in
  * c->stale for stale-if-error. */
+/* A private copy of an entry (for stale-if-error or a paced replay, which
+ * outlive the read txn). */
+static int hold_copy(const void *p, size_t n, struct pc_held *h) {
+  char *block = malloc(n ? n : 1);
+  if (!block) return PC_ENOMEM;
+  memcpy(block, p, n);
+  if (pc_entry_decode(block, n, 0, &h->e)) {
+    free(block);
+    return PC_ECORRUPT;
+  }
+  h->block = block;
+  return 0;
+}
+
+/* Serve from the cache if a fresh entry for exactly this request exists;
+ * zero-copy: the response is written from the LMDB map while the read txn
+ * is held. An entry that matches but is expired (or older than max-age) is
+ * copied to c->stale for stale-if-error. */
 static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *material, const struct controls *ct) {
-  pc_buf val;
+  pc_cache *cache = c->w->cache;
+  const void *p;
+  size_t n;
   struct pc_entry e;
-  pc_buf_init(&val, c->w->cfg->max_size);
-  if (pc_cache_get(c->w->cache, key->b, &val)) goto miss;
-  if (pc_entry_decode(val.data, val.len, 0, &e)) goto miss;
-  if (e.request.n != material->len || memcmp(e.request.p, material->data, material->len)) goto miss;
+  if (pc_cache_get_ref(cache, key->b, &p, &n)) return 0;
+  if (pc_entry_decode(p, n, 0, &e) || e.request.n != material->len ||
+      memcmp(e.request.p, material->data, material->len)) {
+    pc_cache_release(cache);
+    return 0;
+  }
   int64_t now = wall_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
   /* replay serves recordings whatever their age: a CI fixture must not rot.
@@ -223,18 +245,25 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
   int fresh = c->w->cfg->mode == PC_MODE_REPLAY ||
               !((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && now - e.created_ms >= ct->max_age_s * 1000));
   if (!fresh) {
-    c->stale.block = pc_buf_steal(&val, NULL);
-    c->stale.e = e;
+    hold_copy(p, n, &c->stale);
+    pc_cache_release(cache);
     return 0;
   }
   c->resp.cache = "HIT";
   pc_usage_read(e.usage.p, e.usage.n, &c->resp.usage);
   pc_writer_touch(c->w->port, key->b); /* batched: for LRU eviction */
-  pc_respond_hit(c, pc_buf_steal(&val, NULL), &e, age, ct->paced);
+  if (ct->paced && (e.flags & PC_ENTRY_F_SSE)) {
+    struct pc_held h = {0};
+    int rc = hold_copy(p, n, &h);
+    pc_cache_release(cache);
+    if (rc) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
+    else pc_respond_hit(c, h.block, &h.e, age, 1);
+    return 1;
+  }
+  pc_respond_hit_borrowed(c, &e, age);
+  pc_cache_release(cache); /* before finishing: the next pipelined request may look up */
+  pc_conn_finish(c);
   return 1;
-miss:
-  pc_buf_free(&val);
-  return 0;
 }
 
 static void start_flight(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr) {
@@ -268,24 +297,25 @@ static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
 static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
   const struct pc_config *cfg = c->w->cfg;
   struct pc_canon_info info;
-  pc_buf canon;
-  pc_buf_init(&canon, cfg->max_body * 2 + 64);
+  pc_buf *canon = &c->scratch; /* reused across requests: no allocation per hit */
+  pc_buf_reset(canon);
+  pc_buf_reset(&c->material);
   int rc = pc_canon_json(c->req.body.data ? c->req.body.data : "", c->req.body.len,
-                         (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, &canon, &info);
+                         (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon, &info);
   if (!rc) {
     char fp[PC_FP_LEN * 2 + 1] = "";
     size_t nslen = 0;
     const char *ns = pc_req_header(&c->req, "x-promptcache-namespace", &nslen);
     struct pc_key_input in = {.route = m->route, .method = c->req.method, .path = m->path,
                               .path_len = m->path_len, .query = m->query, .ns = ns ? ns : "",
-                              .cred_fp_hex = fp, .body = canon.data, .body_len = canon.len};
+                              .cred_fp_hex = fp, .body = canon->data, .body_len = canon->len};
     if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(c, m, fp);
     for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(&c->req, pc_key_headers[i], NULL);
-    rc = pc_key_material(&in, &fr->material);
+    rc = pc_key_material(&in, &c->material);
     copy_str(fr->ns, sizeof fr->ns, ns ? ns : "", nslen);
   }
   if (!rc) {
-    pc_key_hash(fr->material.data, fr->material.len, &fr->key);
+    pc_key_hash(c->material.data, c->material.len, &fr->key);
     pc_key_hex(&fr->key, c->resp.key);
     copy_str(fr->route, sizeof fr->route, m->route, strlen(m->route));
     copy_str(fr->path, sizeof fr->path, m->path, m->path_len);
@@ -293,7 +323,6 @@ static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct
     copy_str(c->resp.model, sizeof c->resp.model, info.model, strlen(info.model));
     *stream = info.stream;
   }
-  pc_buf_free(&canon);
   return rc;
 }
 
@@ -355,10 +384,15 @@ static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, 
   int replay = cfg->mode == PC_MODE_REPLAY;
   int lookup = replay || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
   int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
-  if (lookup && try_hit(c, &fr->key, &fr->material, ct)) {
+  if (lookup && try_hit(c, &fr->key, &c->material, ct)) {
     free_flight_req(fr);
     return;
   }
+  /* a miss: the canonical request goes with the flight (hand-over; the
+   * conn starts a fresh buffer for its next request) */
+  pc_buf_free(&fr->material);
+  fr->material = c->material;
+  pc_buf_init(&c->material, c->material.max);
   if (replay) {
     c->resp.cache = "MISS";
     replay_miss(c, m, fr);
@@ -410,7 +444,7 @@ void pc_proxy_handle(struct pc_conn *c) {
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);
-  pc_buf_init(&fr.material, cfg->max_body * 2 + PC_MAX_HEADER_BYTES);
+  pc_buf_init(&fr.material, 0);
   int stream = 0;
   if (cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len) &&
       key_request(c, &m, &fr, &stream) == 0) {
@@ -419,7 +453,6 @@ void pc_proxy_handle(struct pc_conn *c) {
   }
   c->resp.cache = "BYPASS";
   c->resp.key[0] = '\0';
-  pc_buf_reset(&fr.material);
   if (cfg->mode == PC_MODE_REPLAY) {
     replay_miss(c, &m, &fr);
     free_flight_req(&fr);

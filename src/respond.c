@@ -247,6 +247,47 @@ static void respond_stream(struct pc_conn *c, char *block, const struct pc_entry
   pc_conn_finish(c);
 }
 
+/* Head and body straight from the map when the socket takes them (the common
+ * case: one writev, no copy); only a remainder is copied. */
+static void send_borrowed(struct pc_conn *c, const char *head, size_t hn, const char *body, size_t bn) {
+  size_t done = pc_conn_try_write(c, head, hn, body, bn);
+  if (done >= hn + bn) return;
+  size_t rest = hn + bn - done;
+  char *block = malloc(rest);
+  if (!block) {
+    pc_conn_abort(c);
+    return;
+  }
+  size_t hoff = done < hn ? done : hn, boff = done > hn ? done - hn : 0;
+  memcpy(block, head + hoff, hn - hoff);
+  memcpy(block + (hn - hoff), body + boff, bn - boff);
+  pc_conn_write_own(c, block, block, rest);
+}
+
+void pc_respond_hit_borrowed(struct pc_conn *c, const struct pc_entry *e, int64_t age_s) {
+  pc_buf b;
+  int head_only = !strcmp(c->req.method, "HEAD");
+  int stream = (e->flags & PC_ENTRY_F_SSE) && e->n_chunks > 0 && !head_only;
+  pc_buf_init(&b, 512 * 1024 + (stream ? e->body.n + 16 * (size_t)e->n_chunks : 0));
+  c->resp.status = e->status;
+  c->resp.head_sent = 1;
+  if (hit_head(c, e, age_s, stream, &b)) {
+    pc_buf_free(&b);
+    pc_conn_abort(c);
+    return;
+  }
+  if (stream) { /* chunk framing interleaves with the body: one copy */
+    for (uint32_t i = 0; i < e->n_chunks; i++) frame_chunk(&b, e, i);
+    pc_buf_puts(&b, "0\r\n\r\n");
+    c->resp.bytes = e->body.n;
+    send_borrowed(c, b.data, b.len, "", 0);
+  } else {
+    c->resp.bytes = head_only ? 0 : e->body.n;
+    send_borrowed(c, b.data, b.len, e->body.p, head_only ? 0 : e->body.n);
+  }
+  pc_buf_free(&b);
+}
+
 void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s, int paced) {
   pc_buf b;
   int head_only = !strcmp(c->req.method, "HEAD");
