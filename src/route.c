@@ -24,12 +24,30 @@ void pc_route_match(const struct pc_config *cfg, const char *target, struct pc_r
   m->query = q ? q + 1 : NULL;
 }
 
+/* "*literal" (the default list's shape) is a suffix test: no fnmatch per request. */
+static int suffix_glob(const char *g, const char *path, size_t path_len, int *matched) {
+  if (g[0] != '*' || strpbrk(g + 1, "*?[\\")) return 0;
+  size_t l = strlen(g + 1);
+  *matched = path_len >= l && !memcmp(path + path_len - l, g + 1, l);
+  return 1;
+}
+
 int pc_route_cacheable(const struct pc_config *cfg, const char *path, size_t path_len) {
   char tmp[2048];
-  if (path_len >= sizeof tmp) return 0;
-  memcpy(tmp, path, path_len);
-  tmp[path_len] = '\0';
-  for (size_t i = 0; i < cfg->cache_paths.n; i++)
-    if (fnmatch(cfg->cache_paths.v[i], tmp, 0) == 0) return 1;
+  int matched, copied = 0;
+  for (size_t i = 0; i < cfg->cache_paths.n; i++) {
+    const char *g = cfg->cache_paths.v[i];
+    if (suffix_glob(g, path, path_len, &matched)) {
+      if (matched) return 1;
+      continue;
+    }
+    if (!copied) {
+      if (path_len >= sizeof tmp) return 0;
+      memcpy(tmp, path, path_len);
+      tmp[path_len] = '\0';
+      copied = 1;
+    }
+    if (fnmatch(g, tmp, 0) == 0) return 1;
+  }
   return 0;
 }

@@ -96,24 +96,24 @@ int pc_usage_write(const struct pc_usage *u, pc_buf *out) {
                        (unsigned long long)u->cached_input, (unsigned long long)u->cache_write);
 }
 
-/* Read back what pc_usage_write wrote, without a JSON parser: this runs on
- * every hit. */
-static uint64_t field(const char *p, size_t n, const char *name) {
-  char pat[32];
-  int l = snprintf(pat, sizeof pat, "\"%s\":", name);
-  const char *f = memmem(p, n, pat, (size_t)l);
-  if (!f) return 0;
-  uint64_t v = 0;
-  for (f += l; f < p + n && *f >= '0' && *f <= '9'; f++) v = v * 10 + (uint64_t)(*f - '0');
-  return v;
-}
-
+/* Read back what pc_usage_write wrote, in one pass and without a JSON
+ * parser or printf: this runs on every hit. Unknown members are skipped. */
 void pc_usage_read(const char *p, size_t n, struct pc_usage *u) {
   memset(u, 0, sizeof *u);
   if (!n) return;
   u->present = 1;
-  u->input = field(p, n, "input");
-  u->output = field(p, n, "output");
-  u->cached_input = field(p, n, "cached_input");
-  u->cache_write = field(p, n, "cache_write");
+  const char *end = p + n;
+  while (p < end) {
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q) break;
+    const char *name = q + 1, *close = memchr(name, '"', (size_t)(end - name));
+    if (!close || close + 1 >= end || close[1] != ':') break;
+    uint64_t v = 0;
+    for (p = close + 2; p < end && *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+    size_t nl = (size_t)(close - name);
+    if (nl == 5 && !memcmp(name, "input", 5)) u->input = v;
+    else if (nl == 6 && !memcmp(name, "output", 6)) u->output = v;
+    else if (nl == 12 && !memcmp(name, "cached_input", 12)) u->cached_input = v;
+    else if (nl == 11 && !memcmp(name, "cache_write", 11)) u->cache_write = v;
+  }
 }
