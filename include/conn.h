@@ -91,8 +91,6 @@ struct pc_conn {
   struct pc_req req;
   struct pc_resp resp;
   struct pc_sub sub; /* our subscription to a flight */
-  pc_buf scratch;    /* canonical body of the current request (reused) */
-  pc_buf material;   /* key material of the current request (reused; handed to a flight on a miss) */
   struct pc_held replay; /* paced SSE replay in progress */
   struct pc_held stale;  /* expired entry, served if upstream fails */
   int swallow;           /* upstream failed and stale will be served: drop its bytes */

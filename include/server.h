@@ -36,6 +36,12 @@ struct pc_worker {
   struct pc_rsub *rsubs;     /* this loop's followers of other loops' exchanges */
   uv_async_t xnotify;        /* other loops wake us for rsubs */
   uv_check_t log_check;      /* flushes this thread's access log once per iteration */
+  /* Per-loop scratch for the request being handled (requests are handled one
+   * at a time per loop, synchronously): the canonical body and the key
+   * material. Shared by all connections so an idle one costs nothing here;
+   * the material is handed to a flight on a miss. */
+  pc_buf scratch;
+  pc_buf material;
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;
   int shutting_down;

@@ -215,8 +215,7 @@ static void req_reset(struct pc_conn *c) {
   if (r->hbuf.cap > (8u << 10)) pc_buf_free(&r->hbuf);
   if (r->target.cap > (8u << 10)) pc_buf_free(&r->target);
   if (c->in.len == 0 && c->in.cap > (64u << 10)) pc_buf_free(&c->in);
-  if (c->scratch.cap > (64u << 10)) pc_buf_free(&c->scratch);
-  if (c->material.cap > (64u << 10)) pc_buf_free(&c->material);
+
   r->nh = 0;
   if (r->h_cap > 32) { /* an unusual request: do not keep its header array */
     free(r->h);
@@ -236,6 +235,18 @@ static void req_reset(struct pc_conn *c) {
 }
 
 static void timer_cb(uv_timer_t *t);
+
+/* Nothing is pending: give the request buffers back, so that thousands of
+ * idle keep-alive connections cost little more than their struct. */
+static void release_idle(struct pc_conn *c) {
+  pc_buf_free(&c->in);
+  pc_buf_free(&c->req.target);
+  pc_buf_free(&c->req.hbuf);
+  pc_buf_free(&c->req.body);
+  free(c->req.h);
+  c->req.h = NULL;
+  c->req.h_cap = 0;
+}
 
 /* Idle timeout between requests, client timeout while one arrives. */
 static void conn_arm_timer(struct pc_conn *c) {
@@ -312,8 +323,10 @@ static void conn_parse(struct pc_conn *c) {
     }
   }
   if (c->state == PC_CONN_CLOSED) return;
-  memmove(c->in.data, c->in.data + off, c->in.len - off);
-  c->in.len -= off;
+  if (off) {
+    memmove(c->in.data, c->in.data + off, c->in.len - off);
+    c->in.len -= off;
+  }
   if (c->state == PC_CONN_READING && !c->in_message) conn_arm_timer(c);
 }
 
@@ -456,6 +469,7 @@ void pc_conn_finish(struct pc_conn *c) {
     return;
   }
   req_reset(c);
+  if (c->in.len == 0) release_idle(c);
   conn_set_state(c, PC_CONN_READING);
   if (c->read_stopped) {
     c->read_stopped = 0;
@@ -479,8 +493,6 @@ static void close_cb(uv_handle_t *h) {
   pc_buf_free(&c->req.target);
   pc_buf_free(&c->req.hbuf);
   pc_buf_free(&c->req.body);
-  pc_buf_free(&c->scratch);
-  pc_buf_free(&c->material);
   free(c->req.h);
   free(c);
   pc_server_maybe_done(w);
@@ -514,8 +526,7 @@ int pc_conn_accept(struct pc_worker *w, uv_stream_t *server) {
   pc_buf_init(&c->req.target, PC_MAX_HEADER_BYTES);
   pc_buf_init(&c->req.hbuf, PC_MAX_HEADER_BYTES + 2 * PC_MAX_HEADERS);
   pc_buf_init(&c->req.body, w->cfg->max_body);
-  pc_buf_init(&c->scratch, w->cfg->max_body * 2 + 64);
-  pc_buf_init(&c->material, w->cfg->max_body * 2 + PC_MAX_HEADER_BYTES);
+
   llhttp_init(&c->parser, HTTP_REQUEST, &settings);
   c->parser.data = c;
   req_reset(c);

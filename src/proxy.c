@@ -297,9 +297,9 @@ static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
 static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
   const struct pc_config *cfg = c->w->cfg;
   struct pc_canon_info info;
-  pc_buf *canon = &c->scratch; /* reused across requests: no allocation per hit */
+  pc_buf *canon = &c->w->scratch, *material = &c->w->material; /* per loop: no allocation per hit */
   pc_buf_reset(canon);
-  pc_buf_reset(&c->material);
+  pc_buf_reset(material);
   int rc = pc_canon_json(c->req.body.data ? c->req.body.data : "", c->req.body.len,
                          (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon, &info);
   if (!rc) {
@@ -311,11 +311,11 @@ static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct
                               .cred_fp_hex = fp, .body = canon->data, .body_len = canon->len};
     if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(c, m, fp);
     for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(&c->req, pc_key_headers[i], NULL);
-    rc = pc_key_material(&in, &c->material);
+    rc = pc_key_material(&in, material);
     copy_str(fr->ns, sizeof fr->ns, ns ? ns : "", nslen);
   }
   if (!rc) {
-    pc_key_hash(c->material.data, c->material.len, &fr->key);
+    pc_key_hash(material->data, material->len, &fr->key);
     pc_key_hex(&fr->key, c->resp.key);
     copy_str(fr->route, sizeof fr->route, m->route, strlen(m->route));
     copy_str(fr->path, sizeof fr->path, m->path, m->path_len);
@@ -384,15 +384,15 @@ static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, 
   int replay = cfg->mode == PC_MODE_REPLAY;
   int lookup = replay || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
   int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
-  if (lookup && try_hit(c, &fr->key, &c->material, ct)) {
+  if (lookup && try_hit(c, &fr->key, &c->w->material, ct)) {
     free_flight_req(fr);
     return;
   }
   /* a miss: the canonical request goes with the flight (hand-over; the
-   * conn starts a fresh buffer for its next request) */
+   * loop starts a fresh buffer for its next request) */
   pc_buf_free(&fr->material);
-  fr->material = c->material;
-  pc_buf_init(&c->material, c->material.max);
+  fr->material = c->w->material;
+  pc_buf_init(&c->w->material, c->w->material.max);
   if (replay) {
     c->resp.cache = "MISS";
     replay_miss(c, m, fr);

@@ -180,6 +180,8 @@ static int worker_init(struct pc_server *srv, int index) {
   w->cache = srv->cache;
   w->writer = srv->writer;
   w->loop = &w->loop_storage;
+  pc_buf_init(&w->scratch, w->cfg->max_body * 2 + 64);
+  pc_buf_init(&w->material, w->cfg->max_body * 2 + 64 * 1024);
   uv_loop_init(w->loop);
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   uv_async_init(w->loop, &w->xnotify, on_xnotify);
@@ -215,6 +217,8 @@ static void worker_teardown(struct pc_worker *w) {
   uv_loop_close(w->loop);
   pc_cache_thread_done(w->cache);
   pc_log_thread_done();
+  pc_buf_free(&w->scratch);
+  pc_buf_free(&w->material);
 }
 
 static void *worker_thread(void *arg) {
