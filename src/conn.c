@@ -327,7 +327,10 @@ static void conn_parse(struct pc_conn *c) {
     memmove(c->in.data, c->in.data + off, c->in.len - off);
     c->in.len -= off;
   }
-  if (c->state == PC_CONN_READING && !c->in_message) conn_arm_timer(c);
+  if (c->state == PC_CONN_READING && !c->in_message) {
+    if (c->in.len == 0) release_idle(c); /* between requests with nothing pending */
+    conn_arm_timer(c);
+  }
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -469,7 +472,6 @@ void pc_conn_finish(struct pc_conn *c) {
     return;
   }
   req_reset(c);
-  if (c->in.len == 0) release_idle(c);
   conn_set_state(c, PC_CONN_READING);
   if (c->read_stopped) {
     c->read_stopped = 0;
