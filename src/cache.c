@@ -429,7 +429,7 @@ int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
   int rc = pc_cache_count(c, &entries, &bytes);
   if (rc || bytes <= target_bytes) return rc;
   int m = collect_victims(c, &v, &n);
-  if (!m) qsort(v, n, sizeof *v, cmp_victim);
+  if (!m && n) qsort(v, n, sizeof *v, cmp_victim);
   size_t need = bytes - target_bytes, freed = 0;
   MDB_txn *txn = NULL;
   if (!m) m = txn_begin(c, 0, &txn);

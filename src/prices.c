@@ -72,7 +72,7 @@ out:
 }
 
 void pc_prices_free(struct pc_prices *p) {
-  for (size_t i = 0; i < p->n; i++) free(p->v[i].match);
+  for (size_t i = 0; p->v && i < p->n; i++) free(p->v[i].match);
   free(p->v);
   p->v = NULL;
   p->n = 0;

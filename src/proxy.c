@@ -95,16 +95,24 @@ static int dropped_request_header(const char *name, size_t n) {
   return n >= 14 && !strncasecmp(name, "x-promptcache-", 14);
 }
 
+/* Next element of a comma-separated header value, spaces trimmed; 0 at the end. */
+static int next_token(const char **p, const char *end, const char **tok, size_t *len) {
+  while (*p < end && (**p == ' ' || **p == ',')) (*p)++;
+  if (*p >= end) return 0;
+  *tok = *p;
+  while (*p < end && **p != ',') (*p)++;
+  *len = (size_t)(*p - *tok);
+  while (*len && (*tok)[*len - 1] == ' ') (*len)--;
+  return 1;
+}
+
 /* Is `name` listed in the Connection header (and so hop-by-hop)? */
 static int named_by_connection(const struct pc_req *r, const char *name, size_t n) {
-  size_t clen;
-  const char *conn = pc_req_header(r, "connection", &clen);
-  for (const char *p = conn, *end = conn + (conn ? clen : 0); p && p < end;) {
-    while (p < end && (*p == ' ' || *p == ',')) p++;
-    const char *tok = p;
-    while (p < end && *p != ',' && *p != ' ') p++;
-    if ((size_t)(p - tok) == n && !strncasecmp(tok, name, n)) return 1;
-  }
+  size_t clen, tl;
+  const char *conn = pc_req_header(r, "connection", &clen), *tok;
+  if (!conn) return 0;
+  for (const char *p = conn, *end = conn + clen; next_token(&p, end, &tok, &tl);)
+    if (tl == n && !strncasecmp(tok, name, n)) return 1;
   return 0;
 }
 
@@ -179,12 +187,9 @@ static int parse_controls(struct pc_conn *c, struct controls *ct) {
   ct->max_age_s = -1;
   ct->ttl_ms = c->w->cfg->ttl_ms;
   ct->paced = c->w->cfg->replay_pacing_original;
-  for (const char *p = v, *end = v + (v ? n : 0); p && p < end;) {
-    while (p < end && (*p == ' ' || *p == ',')) p++;
-    const char *tok = p;
-    while (p < end && *p != ',') p++;
-    size_t tl = (size_t)(p - tok);
-    while (tl && tok[tl - 1] == ' ') tl--;
+  const char *tok;
+  size_t tl;
+  for (const char *p = v, *end = v ? v + n : NULL; v && next_token(&p, end, &tok, &tl);) {
     if (tl == 8 && !strncasecmp(tok, "no-store", 8)) ct->no_store = 1;
     else if (tl == 8 && !strncasecmp(tok, "no-cache", 8)) ct->no_cache = 1;
     else if (tl == 14 && !strncasecmp(tok, "only-if-cached", 14)) ct->only_if_cached = 1;

@@ -68,10 +68,11 @@ fail:
 }
 
 static int bound_port(int fd) {
-  struct sockaddr_storage got;
+  struct sockaddr_storage got = {0};
   socklen_t len = sizeof got;
   if (getsockname(fd, (struct sockaddr *)&got, &len)) return -1;
-  return ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+  /* getsockname filled `got` (the analyzer does not model it) */
+  return ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port // NOLINT(clang-analyzer-core.CallAndMessage)
                                          : ((struct sockaddr_in *)&got)->sin_port);
 }
 
