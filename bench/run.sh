@@ -479,7 +479,9 @@ if ! skipped idle && [ -n "$PCBIN" ] && [ $HAVE_NODE = 1 ] && alive "$MOCK_PID";
       alive "$IDLE_PID" || break
       sleep 0.1
     done
-    sleep 1
+    # idle means idle: promptcache hands an idle connection's request buffers
+    # back after 1 s and returns the pages on its next 1 s tick
+    sleep 3
     anon=$(status_kb "$PC_PID" RssAnon)
     rss=$(status_kb "$PC_PID" VmRSS)
     hwm=$(status_kb "$PC_PID" VmHWM)

@@ -85,6 +85,7 @@ struct pc_conn {
   int close_after;    /* close once the current response is written */
   int read_stopped;
   int peer_eof;       /* the client half-closed: answer, then close */
+  int trimmed;        /* idle and its request buffers already given back */
   int in_dispatch;    /* inside conn_parse's dispatch: finish must not re-enter the parser */
   int handles_open;   /* tcp + timer still to be closed */
   size_t writes_pending;

@@ -51,6 +51,9 @@ struct pc_worker {
 
 /* Run `serve` until SIGINT/SIGTERM; returns the process exit status. */
 int pc_server_run(const struct pc_config *cfg);
+/* Connections gave memory back: the next tick returns free heap pages to
+ * the OS (malloc_trim), so idle connections do not keep their peak. */
+void pc_server_note_trim(void);
 /* A connection or flight ended: lets shutdown finish when none remain. */
 void pc_server_maybe_done(struct pc_worker *w);
 

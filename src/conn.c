@@ -20,6 +20,7 @@
 
 #define PC_READ_MAX (256 * 1024)    /* unparsed input kept beyond one request */
 #define PC_LINGER_MS 2000           /* after an error response, discard input this long */
+#define PC_TRIM_MS 1000             /* idle this long: give request buffers back */
 
 struct wreq {
   uv_write_t w;
@@ -51,6 +52,7 @@ static int count_header_bytes(struct pc_conn *c, size_t n) {
 static int cb_message_begin(llhttp_t *p) {
   struct pc_conn *c = from_parser(p);
   c->in_message = 1;
+  c->trimmed = 0;
   c->req.start_ns = uv_hrtime();
   conn_arm_timer(c); /* once per request: slow trickling cannot extend it */
   return 0;
@@ -239,6 +241,7 @@ static void timer_cb(uv_timer_t *t);
 /* Nothing is pending: give the request buffers back, so that thousands of
  * idle keep-alive connections cost little more than their struct. */
 static void release_idle(struct pc_conn *c) {
+  if (c->in.cap || c->req.target.cap || c->req.hbuf.cap || c->req.body.cap || c->req.h) pc_server_note_trim();
   pc_buf_free(&c->in);
   pc_buf_free(&c->req.target);
   pc_buf_free(&c->req.hbuf);
@@ -249,10 +252,21 @@ static void release_idle(struct pc_conn *c) {
 }
 
 /* Idle timeout between requests, client timeout while one arrives. */
+/* An idle connection first waits trim_ms (then gives its request buffers
+ * back: a busy keep-alive connection keeps reusing them, thousands of idle
+ * ones cost little), then the rest of --idle-timeout. */
+static uint64_t trim_ms(const struct pc_config *cfg) {
+  return cfg->idle_timeout_ms / 2 < PC_TRIM_MS ? (uint64_t)cfg->idle_timeout_ms / 2 : PC_TRIM_MS;
+}
+
 static void conn_arm_timer(struct pc_conn *c) {
   const struct pc_config *cfg = c->w->cfg;
-  if (c->state == PC_CONN_READING)
-    uv_timer_start(&c->timer, timer_cb, (uint64_t)(c->in_message ? cfg->client_timeout_ms : cfg->idle_timeout_ms), 0);
+  if (c->state == PC_CONN_READING && c->in_message)
+    uv_timer_start(&c->timer, timer_cb, (uint64_t)cfg->client_timeout_ms, 0);
+  else if (c->state == PC_CONN_READING && !c->trimmed)
+    uv_timer_start(&c->timer, timer_cb, trim_ms(cfg), 0);
+  else if (c->state == PC_CONN_READING)
+    uv_timer_start(&c->timer, timer_cb, (uint64_t)cfg->idle_timeout_ms - trim_ms(cfg), 0);
   else if (c->state == PC_CONN_DRAINING)
     uv_timer_start(&c->timer, timer_cb, PC_LINGER_MS, 0);
   else
@@ -269,6 +283,12 @@ static void timer_cb(uv_timer_t *t) {
     c->close_after = 1;
     conn_set_state(c, PC_CONN_WORKING);
     pc_respond_error(c, 408, "request_timeout", "the request did not arrive within --client-timeout");
+    return;
+  }
+  if (c->state == PC_CONN_READING && !c->trimmed && c->in.len == 0) {
+    release_idle(c);
+    c->trimmed = 1;
+    conn_arm_timer(c);
     return;
   }
   conn_close(c);
@@ -327,10 +347,7 @@ static void conn_parse(struct pc_conn *c) {
     memmove(c->in.data, c->in.data + off, c->in.len - off);
     c->in.len -= off;
   }
-  if (c->state == PC_CONN_READING && !c->in_message) {
-    if (c->in.len == 0) release_idle(c); /* between requests with nothing pending */
-    conn_arm_timer(c);
-  }
+  if (c->state == PC_CONN_READING && !c->in_message) conn_arm_timer(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,9 +138,15 @@ static void on_xnotify(uv_async_t *a) { pc_flight_pull_remote(a->data); }
 
 static void on_log_check(uv_check_t *h) { pc_log_flush(); }
 
-/* Every 10 s the main worker persists lifetime totals (fsync is the writer's job). */
+static atomic_uint trims;
+
+void pc_server_note_trim(void) { atomic_fetch_add_explicit(&trims, 1, memory_order_relaxed); }
+
+/* Every second: hand freed heap pages back after connections went idle;
+ * every 10 s: persist lifetime totals (fsync is the writer's job). */
 static void on_tick(uv_timer_t *t) {
   struct pc_worker *w = t->data;
+  if (atomic_exchange_explicit(&trims, 0, memory_order_relaxed)) malloc_trim(0);
   if (++w->ticks % 10 == 0) pc_stats_save_lifetime(w->cache);
 }
 
