@@ -35,6 +35,7 @@
  *  use explicit stacks bounded by PC_CANON_MAX_DEPTH: no recursion. There is no
  *  global state; all temporary memory is freed before returning. */
 #include "canon.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -131,44 +132,10 @@ static const unsigned char *find_special(const unsigned char *p, const unsigned 
   return p;
 }
 
-static int is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-/* Past one strictly valid UTF-8 sequence starting at a non-ASCII lead byte, or
- * NULL: no overlongs, no UTF-16 surrogates, nothing above U+10FFFF. */
+/* Past one strictly valid UTF-8 sequence starting at a non-ASCII lead byte, or NULL. */
 static const unsigned char *utf8_next(const unsigned char *p, const unsigned char *e) {
-  unsigned char c = p[0];
-  size_t n = (size_t)(e - p);
-  if (c >= 0xC2 && c <= 0xDF) return n >= 2 && is_cont(p[1]) ? p + 2 : NULL;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (n < 3 || !is_cont(p[1]) || !is_cont(p[2])) return NULL;
-    if (c == 0xE0 && p[1] < 0xA0) return NULL; /* overlong */
-    if (c == 0xED && p[1] > 0x9F) return NULL; /* surrogate */
-    return p + 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (n < 4 || !is_cont(p[1]) || !is_cont(p[2]) || !is_cont(p[3])) return NULL;
-    if (c == 0xF0 && p[1] < 0x90) return NULL; /* overlong */
-    if (c == 0xF4 && p[1] > 0x8F) return NULL; /* > U+10FFFF */
-    return p + 4;
-  }
-  return NULL; /* stray continuation, C0/C1 overlong lead, F5..FF */
-}
-
-/* Hex digit value + 1 (0: not a hex digit); a table because \u escapes are
- * frequent in ASCII-only bodies. */
-static const unsigned char hex1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-static int hexval(unsigned char c) { return hex1[c] - 1; }
-
-/* Four hex digits at p (caller checked they are in bounds), or -1. */
-static long hex4(const unsigned char *p) {
-  int a = hex1[p[0]], b = hex1[p[1]], c = hex1[p[2]], d = hex1[p[3]];
-  if (!a || !b || !c || !d) return -1;
-  return ((long)(a - 1) << 12) | ((b - 1) << 8) | ((c - 1) << 4) | (d - 1);
+  size_t k = pc_utf8_seq(p, (size_t)(e - p));
+  return k ? p + k : NULL;
 }
 
 /* The one-letter escape of a control byte, or 0 when it needs \u00xx. */
@@ -187,7 +154,7 @@ static char short_escape(unsigned char c) {
  * without a short form, lowercase hex)? Then the raw text can be kept. */
 static int canonical_u(const unsigned char *p, const unsigned char *e) {
   if (e - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) return 0;
-  int lo = hexval(p[5]);
+  int lo = pc_hexval(p[5]);
   if (lo < 0 || (p[5] >= 'A' && p[5] <= 'F')) return 0;
   unsigned char c = (unsigned char)((p[4] - '0') * 16 + lo);
   return short_escape(c) == 0;
@@ -245,41 +212,23 @@ static int scan_str(const unsigned char *p, const unsigned char *e, const unsign
   }
 }
 
-static char *put_utf8(char *d, unsigned long cp) {
-  if (cp < 0x80) {
-    *d++ = (char)cp;
-  } else if (cp < 0x800) {
-    *d++ = (char)(0xC0 | (cp >> 6));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    *d++ = (char)(0xE0 | (cp >> 12));
-    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  } else {
-    *d++ = (char)(0xF0 | (cp >> 18));
-    *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  }
-  return d;
-}
 
 /* \uXXXX at *pp (bounds: 6 bytes checked by caller), combining a surrogate pair. */
 static int decode_u(const unsigned char **pp, const unsigned char *e, char **dp) {
   const unsigned char *p = *pp;
-  long cp = hex4(p + 2);
+  long cp = pc_hex4(p + 2);
   if (cp < 0) return PC_EJSON;
   p += 6;
   if (cp >= 0xDC00 && cp <= 0xDFFF) return PC_EUTF8; /* lone low surrogate */
   if (cp >= 0xD800 && cp <= 0xDBFF) {
     if (e - p < 6 || p[0] != '\\' || p[1] != 'u') return PC_EUTF8;
-    long lo = hex4(p + 2);
+    long lo = pc_hex4(p + 2);
     if (lo < 0) return PC_EJSON;
     if (lo < 0xDC00 || lo > 0xDFFF) return PC_EUTF8;
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     p += 6;
   }
-  *dp = put_utf8(*dp, (unsigned long)cp);
+  *dp = pc_utf8_put(*dp, (unsigned long)cp);
   *pp = p;
   return 0;
 }
@@ -893,7 +842,7 @@ static int copy_model(const struct parser *ps, const struct node *v, char *dst, 
     if (decode_str(u, u + n + 1, tmp + n + 1, 0, &n, &q)) n = 0; /* cannot fail: validated */
   }
   size_t k = n < cap - 1 ? n : cap - 1;
-  while (k > 0 && k < n && is_cont((unsigned char)s[k])) k--;
+  while (k > 0 && k < n && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
   memcpy(dst, s, k);
   dst[k] = '\0';
   free(tmp);

@@ -10,6 +10,7 @@
  *    entry is credential-scoped.
  *  - Every error is one line on stderr, prefixed "promptcache <command>:". */
 #include "cli.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -253,23 +254,6 @@ static void format_span(int64_t ms, char *out, size_t cap) {
   else snprintf(out, cap, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
 }
 
-/* Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
-static int utf8_ok(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *e = p + n;
-  while (p < e) {
-    unsigned char ch = *p;
-    size_t len = ch < 0x80 ? 1 : ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC2 ? 2 : 0;
-    if (!len || ch > 0xF4 || len > (size_t)(e - p)) return 0;
-    for (size_t i = 1; i < len; i++)
-      if ((p[i] & 0xC0) != 0x80) return 0;
-    if ((ch == 0xE0 && p[1] < 0xA0) || (ch == 0xED && p[1] > 0x9F) || (ch == 0xF0 && p[1] < 0x90) ||
-        (ch == 0xF4 && p[1] > 0x8F))
-      return 0;
-    p += len;
-  }
-  return 1;
-}
-
 /* Print text with every line indented by `indent` spaces. */
 static void print_indented(const char *s, size_t n, int indent) {
   size_t i = 0;
@@ -286,7 +270,7 @@ static void print_indented(const char *s, size_t n, int indent) {
 static void print_quoted(const char *s, size_t n) {
   pc_buf b;
   pc_buf_init(&b, n * 6 + 16);
-  if (utf8_ok(s, n) && !pc_json_write_string(&b, s, n)) {
+  if (pc_utf8_valid(s, n) && !pc_json_write_string(&b, s, n)) {
     fwrite(b.data, 1, b.len, stdout);
   } else {
     putchar('"');
@@ -386,7 +370,7 @@ static int json_groups(pc_buf *b, const char *member, const struct groups *g) {
   int rc = pc_buf_printf(b, ",\"%s\":{", member);
   for (size_t i = 0; i < g->n && !rc; i++) {
     if (i) rc = pc_buf_putc(b, ',');
-    if (!rc) rc = utf8_ok(g->v[i].name, strlen(g->v[i].name)) ? pc_json_write_string(b, g->v[i].name, strlen(g->v[i].name))
+    if (!rc) rc = pc_utf8_valid(g->v[i].name, strlen(g->v[i].name)) ? pc_json_write_string(b, g->v[i].name, strlen(g->v[i].name))
                                                                 : pc_buf_puts(b, "\"(not UTF-8)\"");
     if (!rc) rc = pc_buf_printf(b, ":{\"entries\":%zu,\"body_bytes\":%llu}", g->v[i].entries,
                                 (unsigned long long)g->v[i].body_bytes);
@@ -436,7 +420,7 @@ static int stats_json(pc_cache *dbh, const char *db, size_t entries, size_t byte
   int have = w->walked > w->unreadable;
   pc_buf_init(&b, TEXT_MAX);
   int rc = pc_buf_puts(&b, "{\"db\":");
-  if (!rc) rc = utf8_ok(db, strlen(db)) ? pc_json_write_string(&b, db, strlen(db)) : pc_buf_puts(&b, "null");
+  if (!rc) rc = pc_utf8_valid(db, strlen(db)) ? pc_json_write_string(&b, db, strlen(db)) : pc_buf_puts(&b, "null");
   if (!rc)
     rc = pc_buf_printf(&b, ",\"entries\":%zu,\"bytes\":%zu,\"body_bytes\":%llu,\"expired\":%zu,\"unreadable\":%zu",
                        entries, bytes, (unsigned long long)w->body_bytes, w->expired, w->unreadable);
@@ -665,7 +649,7 @@ out:
 
 /* Plain text when it is printable UTF-8 on one line, else quoted. */
 static void print_text(const char *p, size_t n) {
-  int plain = utf8_ok(p, n);
+  int plain = pc_utf8_valid(p, n);
   for (size_t i = 0; plain && i < n; i++) plain = (unsigned char)p[i] >= 0x20 && p[i] != 0x7f;
   if (plain) fwrite(p, 1, n, stdout);
   else print_quoted(p, n);
@@ -687,9 +671,9 @@ static void print_body(const char *p, size_t n, int indent) {
   pc_buf b;
   pc_buf_init(&b, TEXT_MAX);
   if (n == 0) printf("%*s(empty)\n", indent, "");
-  else if (utf8_ok(p, n) && !pc_json_parse(p, n, &doc, NULL) && !pc_json_write_pretty(pc_json_root(doc), &b, 2))
+  else if (pc_utf8_valid(p, n) && !pc_json_parse(p, n, &doc, NULL) && !pc_json_write_pretty(pc_json_root(doc), &b, 2))
     print_indented(b.data, b.len, indent);
-  else if (utf8_ok(p, n)) print_indented(p, n, indent);
+  else if (pc_utf8_valid(p, n)) print_indented(p, n, indent);
   else printf("%*s(%zu bytes, not UTF-8)\n", indent, "", n);
   pc_json_free(doc);
   pc_buf_free(&b);

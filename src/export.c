@@ -29,6 +29,7 @@
  *  - pc_export returns PC_EINVAL only for a refused secret (the CLI maps it
  *    to exit status 3); any other failure uses another code. */
 #include "export.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -56,40 +57,15 @@
 /* Small text helpers                                                      */
 /* ====================================================================== */
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-  unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-  if (len == 0 || c > 0xF4 || len > n) return 0;
-  for (size_t i = 1; i < len; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
-  if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
-  if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
-  if (c == 0xF4 && p[1] > 0x8F) return 0; /* > U+10FFFF */
-  return len;
-}
-
-static int utf8_valid(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; i < n;) {
-    size_t k = utf8_seq(p + i, n - i);
-    if (!k) return 0;
-    i += k;
-  }
-  return 1;
-}
-
 /* A JSON string of `n` bytes; invalid UTF-8 sequences become U+FFFD (used
  * only for response header values, which are not part of the key). */
 static int put_string_lossy(pc_buf *out, const char *s, size_t n) {
-  if (utf8_valid(s, n)) return pc_json_write_string(out, s, n);
+  if (pc_utf8_valid(s, n)) return pc_json_write_string(out, s, n);
   pc_buf fixed;
   int rc = 0;
   pc_buf_init(&fixed, n * 3 + 1);
   for (size_t i = 0; i < n && !rc;) {
-    size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+    size_t k = pc_utf8_seq((const unsigned char *)s + i, n - i);
     rc = k ? pc_buf_append(&fixed, s + i, k) : pc_buf_puts(&fixed, "\xEF\xBF\xBD");
     i += k ? k : 1;
   }
@@ -278,7 +254,7 @@ static int fields_from_material(const struct pc_slice *m, struct req_fields *r) 
   int rc = 0;
   for (int i = 0; i < N_FIELDS && !rc; i++) {
     rc = pc_key_material_field(m->p, m->n, field_name(i), &p, &n);
-    if (!rc) rc = utf8_valid(p, n) ? field_set(r, i, p, n) : PC_EINVAL;
+    if (!rc) rc = pc_utf8_valid(p, n) ? field_set(r, i, p, n) : PC_EINVAL;
   }
   if (!rc) rc = pc_key_material_field(m->p, m->n, "body", &r->body, &r->body_len);
   return rc == PC_EINVAL || rc == PC_ENOTFOUND ? PC_ECORRUPT : rc;
@@ -430,7 +406,7 @@ static int classify_body(struct view *v) {
   pc_buf compact;
   int rc = 0;
   if (v->e.flags & PC_ENTRY_F_SSE) v->kind = BODY_EVENTS;
-  else if (!utf8_valid(b->p, b->n)) v->kind = BODY_BASE64;
+  else if (!pc_utf8_valid(b->p, b->n)) v->kind = BODY_BASE64;
   else if (pc_json_parse(b->p, b->n, &v->resp_body, NULL) ||
            pc_json_root(v->resp_body)->type == PC_JSON_STRING)
     v->kind = BODY_TEXT;
@@ -537,7 +513,7 @@ static int scan_events(const struct pc_entry *e, struct secret_hit *h) {
     char at[64];
     event_at(e, i, &s, &end, &t);
     snprintf(at, sizeof at, "/response/events/%u/%s", i,
-             utf8_valid(e->body.p + s, end - s) ? "data" : "data_base64");
+             pc_utf8_valid(e->body.p + s, end - s) ? "data" : "data_base64");
     if (scan_bytes(e->body.p + s, end - s, at, h)) return 1;
   }
   return 0;
@@ -638,7 +614,7 @@ static int put_events(pc_buf *out, const struct pc_entry *e) {
     event_at(e, i, &s, &end, &t);
     rc = pc_buf_printf(out, "%s{\"t_ms\":%u,", i ? "," : "", t);
     if (rc) break;
-    if (utf8_valid(e->body.p + s, end - s)) {
+    if (pc_utf8_valid(e->body.p + s, end - s)) {
       rc = put_str_member(out, "data", e->body.p + s, end - s);
     } else {
       rc = put_member(out, "data_base64");

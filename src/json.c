@@ -21,6 +21,7 @@
  *  - No mutable globals: every function is safe to call from any thread on
  *    distinct documents (and concurrently on one document for read-only use). */
 #include "json.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdalign.h>
@@ -145,84 +146,22 @@ static int push_value(struct parser *ps, const struct pc_json *v) {
 
 /* ---------- strings ---------- */
 
-/* Length of the valid UTF-8 sequence at p (p < e, *p >= 0x80), or 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *e) {
-  unsigned c = p[0];
-  unsigned char lo = 0x80, hi = 0xBF;
-  size_t n;
-  if (c < 0xC2) return 0; /* continuation byte or overlong 2-byte lead */
-  if (c < 0xE0) {
-    n = 2;
-  } else if (c < 0xF0) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0; /* overlong */
-    if (c == 0xED) hi = 0x9F; /* UTF-16 surrogates */
-  } else if (c < 0xF5) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90; /* overlong */
-    if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-  } else {
-    return 0;
-  }
-  if ((size_t)(e - p) < n || p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < n; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  return n;
-}
-
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Four hex digits at p (p + 4 <= e checked by the caller), or -1. */
-static long hex4(const unsigned char *p) {
-  long v = 0;
-  for (int i = 0; i < 4; i++) {
-    int h = hexval(p[i]);
-    if (h < 0) return -1;
-    v = v * 16 + h;
-  }
-  return v;
-}
-
-static char *put_utf8(char *d, unsigned long cp) {
-  if (cp < 0x80) {
-    *d++ = (char)cp;
-  } else if (cp < 0x800) {
-    *d++ = (char)(0xC0 | (cp >> 6));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    *d++ = (char)(0xE0 | (cp >> 12));
-    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  } else {
-    *d++ = (char)(0xF0 | (cp >> 18));
-    *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-    *d++ = (char)(0x80 | (cp & 0x3F));
-  }
-  return d;
-}
-
 /* \uXXXX at ps->p (the backslash), possibly a surrogate pair; e is the closing quote. */
 static int decode_u(struct parser *ps, const unsigned char *e, char **dp) {
   const unsigned char *p = ps->p;
   if (e - p < 6) return fail(ps, p, PC_EJSON);
-  long cp = hex4(p + 2);
+  long cp = pc_hex4(p + 2);
   if (cp < 0) return fail(ps, p, PC_EJSON);
   if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(ps, p, PC_EUTF8);
   if (cp >= 0xD800 && cp <= 0xDBFF) {
     if (e - p < 8 || p[6] != '\\' || p[7] != 'u') return fail(ps, p, PC_EUTF8);
-    long lo = e - p < 12 ? -1 : hex4(p + 8);
+    long lo = e - p < 12 ? -1 : pc_hex4(p + 8);
     if (lo < 0) return fail(ps, p + 6, PC_EJSON); /* a malformed escape is a syntax error */
     if (lo < 0xDC00 || lo > 0xDFFF) return fail(ps, p, PC_EUTF8);
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     p += 6;
   }
-  *dp = put_utf8(*dp, (unsigned long)cp);
+  *dp = pc_utf8_put(*dp, (unsigned long)cp);
   ps->p = p + 6;
   return 0;
 }
@@ -263,7 +202,7 @@ static int decode_body(struct parser *ps, const unsigned char *e, char *dst, siz
       *d++ = (char)*p;
       ps->p = p + 1;
     } else {
-      size_t n = utf8_seq(p, e);
+      size_t n = pc_utf8_seq(p, (size_t)(e - p));
       if (!n) return fail(ps, p, PC_EUTF8);
       memcpy(d, p, n);
       d += n;

@@ -1,0 +1,65 @@
+/* utf8.h — the strict UTF-8 and \u-escape helpers shared by every module that
+ * reads or writes JSON text (canon, json, export, cli): no overlong forms, no
+ * UTF-16 surrogates, nothing above U+10FFFF. Inline: canon's hot loop uses them. */
+#ifndef PC_UTF8_H
+#define PC_UTF8_H
+
+#include <stddef.h>
+
+/* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 if there is
+ * none within n bytes. */
+static inline size_t pc_utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (len == 0 || c > 0xF4 || len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xF0 && p[1] < 0x90)) return 0; /* overlong */
+  if (c == 0xED && p[1] > 0x9F) return 0;                                  /* surrogate */
+  if (c == 0xF4 && p[1] > 0x8F) return 0;                                  /* > U+10FFFF */
+  return len;
+}
+
+static inline int pc_utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0, k; i < n; i += k)
+    if (!(k = pc_utf8_seq(p + i, n - i))) return 0;
+  return 1;
+}
+
+/* Encode code point cp (≤ U+10FFFF, not a surrogate) at d; returns the end. */
+static inline char *pc_utf8_put(char *d, unsigned long cp) {
+  if (cp < 0x80) {
+    *d++ = (char)cp;
+  } else if (cp < 0x800) {
+    *d++ = (char)(0xC0 | (cp >> 6));
+    *d++ = (char)(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    *d++ = (char)(0xE0 | (cp >> 12));
+    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *d++ = (char)(0x80 | (cp & 0x3F));
+  } else {
+    *d++ = (char)(0xF0 | (cp >> 18));
+    *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+    *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+    *d++ = (char)(0x80 | (cp & 0x3F));
+  }
+  return d;
+}
+
+/* Value of a hex digit, or -1. */
+static inline int pc_hexval(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c |= 0x20; /* A-F → a-f */
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Four hex digits at p (the caller checked they are in bounds), or -1. */
+static inline long pc_hex4(const unsigned char *p) {
+  int a = pc_hexval(p[0]), b = pc_hexval(p[1]), c = pc_hexval(p[2]), d = pc_hexval(p[3]);
+  if ((a | b | c | d) < 0) return -1;
+  return ((long)a << 12) | (b << 8) | (c << 4) | d;
+}
+
+#endif
