@@ -103,7 +103,9 @@ test('a replay miss is a 424 naming the nearest recording and the differing poin
   await ci.waitFor((p) => /replay miss .*messages\/1\/content/.test(p.stderr), 3000, 'the explanation in the log');
 
   // The SDKs raise at once even with their default retries (x-should-retry: false).
-  const before = ci.stderr.split('\n').filter((l) => / 424 /.test(l)).length;
+  const misses = (p) => p.stderr.split('\n').filter((l) => / 424 /.test(l)).length;
+  await ci.waitFor((p) => misses(p) >= 1, 3000, 'the first miss in the access log');
+  const before = misses(ci);
   const openai = new OpenAI({ apiKey: 'sk-x', baseURL: `${ci.url}/v1`, maxRetries: 2 });
   await assert.rejects(
     openai.chat.completions.create(chatReq('sdk miss').body),
@@ -111,8 +113,9 @@ test('a replay miss is a 424 naming the nearest recording and the differing poin
   );
   const anthropic = new Anthropic({ apiKey: 'sk-ant-x', baseURL: ci.url, maxRetries: 2 });
   await assert.rejects(anthropic.messages.create(claudeReq('sdk miss').body), (e) => e.status === 424);
-  await new Promise((r) => setTimeout(r, 100));
-  const after = ci.stderr.split('\n').filter((l) => / 424 /.test(l)).length;
+  await ci.waitFor((p) => misses(p) >= before + 2, 3000, 'the SDK requests in the access log');
+  await new Promise((r) => setTimeout(r, 300)); /* a retry would show up by now */
+  const after = misses(ci);
   assert.equal(after - before, 2, 'each SDK sent its request exactly once');
 });
 
