@@ -30,4 +30,8 @@ struct pc_canon_info {
 int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore,
                   pc_buf *out, struct pc_canon_info *info);
 
+/* Free the per-thread parse buffers canon keeps between calls (call from a
+ * thread before it exits). */
+void pc_canon_thread_done(void);
+
 #endif

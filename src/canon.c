@@ -92,7 +92,9 @@ struct parser {
   struct node *nodes;
   uint32_t n_nodes, cap_nodes;
   char *scratch; /* rewritten strings; sized to the rest of the input when first needed */
-  size_t scratch_len;
+  size_t scratch_len; /* bytes written into it */
+  size_t scratch_cap;
+  int scratch_used;   /* claimed by this document (it must not move once used) */
   struct member *mem; /* members of every open object, innermost last */
   size_t n_mem, cap_mem;
   struct member *tmp; /* merge-sort buffer */
@@ -497,9 +499,17 @@ static const char *str_ptr(const struct parser *ps, const struct node *n) {
  * the rest of the input the first time: rewriting never makes text longer, so
  * every later string fits, it never moves, and member keys can point into it. */
 static int ensure_scratch(struct parser *ps, const unsigned char *from) {
-  if (ps->scratch) return 0;
-  ps->scratch = malloc((size_t)(ps->end - (const char *)from) + 1);
-  return ps->scratch ? 0 : PC_ENOMEM;
+  if (ps->scratch_used) return 0;
+  size_t need = (size_t)(ps->end - (const char *)from) + 1;
+  if (need > ps->scratch_cap) {
+    char *s = realloc(ps->scratch, need);
+    if (!s) return PC_ENOMEM;
+    ps->scratch = s;
+    ps->scratch_cap = need;
+  }
+  ps->scratch_used = 1;
+  ps->scratch_len = 0;
+  return 0;
 }
 
 /* A key with escapes is unescaped from its start (s); a value keeps its
@@ -1001,27 +1011,87 @@ static int write_doc(const struct parser *ps, pc_buf *b) {
 
 /* ---------- entry point ---------- */
 
+/* The arrays a parse needs are kept per thread between calls (a 1 KB body
+ * is parsed in about a microsecond: four mallocs and frees would be a good
+ * part of it); anything grown past KEEP_BYTES is released instead. */
+#define KEEP_BYTES ((size_t)1 << 20)
+void pc_canon_thread_done(void);
+
+static __thread struct {
+  struct node *nodes;
+  uint32_t cap_nodes;
+  char *scratch;
+  size_t scratch_cap;
+  struct member *mem, *tmp;
+  size_t cap_mem, cap_tmp;
+} kept;
+
 static void parser_free(struct parser *ps) {
-  free(ps->nodes);
-  free(ps->scratch);
-  free(ps->mem);
-  free(ps->tmp);
+  if ((size_t)ps->cap_nodes * sizeof *ps->nodes > KEEP_BYTES) {
+    free(ps->nodes);
+    ps->nodes = NULL;
+    ps->cap_nodes = 0;
+  }
+  if (ps->scratch_cap > KEEP_BYTES) {
+    free(ps->scratch);
+    ps->scratch = NULL;
+    ps->scratch_cap = 0;
+  }
+  if (ps->cap_mem * sizeof *ps->mem > KEEP_BYTES) {
+    free(ps->mem);
+    ps->mem = NULL;
+    ps->cap_mem = 0;
+  }
+  if (ps->cap_tmp * sizeof *ps->tmp > KEEP_BYTES) {
+    free(ps->tmp);
+    ps->tmp = NULL;
+    ps->cap_tmp = 0;
+  }
+  pc_canon_thread_done(); /* normally empty: only a nested parse could have refilled it */
+  kept.nodes = ps->nodes;
+  kept.cap_nodes = ps->cap_nodes;
+  kept.scratch = ps->scratch;
+  kept.scratch_cap = ps->scratch_cap;
+  kept.mem = ps->mem;
+  kept.cap_mem = ps->cap_mem;
+  kept.tmp = ps->tmp;
+  kept.cap_tmp = ps->cap_tmp;
+}
+
+void pc_canon_thread_done(void) {
+  free(kept.nodes);
+  free(kept.scratch);
+  free(kept.mem);
+  free(kept.tmp);
+  memset(&kept, 0, sizeof kept);
 }
 
 static int parser_init(struct parser *ps, const char *in, size_t len) {
   ps->in = ps->p = in;
   ps->end = in + len;
-  ps->scratch = NULL;
+  ps->scratch = kept.scratch;
+  ps->scratch_cap = kept.scratch_cap;
   ps->scratch_len = 0;
-  ps->mem = ps->tmp = NULL;
-  ps->n_mem = ps->cap_mem = ps->cap_tmp = 0;
+  ps->scratch_used = 0;
+  ps->mem = kept.mem;
+  ps->cap_mem = kept.cap_mem;
+  ps->tmp = kept.tmp;
+  ps->cap_tmp = kept.cap_tmp;
+  ps->n_mem = 0;
   ps->depth = 0;
   ps->n_nodes = 0;
+  ps->nodes = kept.nodes;
+  ps->cap_nodes = kept.cap_nodes;
+  memset(&kept, 0, sizeof kept); /* this parse owns them now */
   /* Chat bodies are mostly long strings: about one node per 64 bytes is a
    * fair first guess; the array doubles when it is not. */
-  ps->cap_nodes = (uint32_t)(len / 64 + 64);
-  ps->nodes = malloc((size_t)ps->cap_nodes * sizeof *ps->nodes);
-  return ps->nodes ? 0 : PC_ENOMEM;
+  uint32_t want = (uint32_t)(len / 64 + 64);
+  if (ps->cap_nodes >= want) return 0;
+  struct node *nn = realloc(ps->nodes, (size_t)want * sizeof *nn);
+  if (!nn) return PC_ENOMEM;
+  ps->nodes = nn;
+  ps->cap_nodes = want;
+  return 0;
 }
 
 int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore,

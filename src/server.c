@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "admin.h"
+#include "canon.h"
 #include "conn.h"
 #include "error.h"
 #include "export.h"
@@ -225,6 +226,7 @@ static void worker_teardown(struct pc_worker *w) {
   uv_loop_close(w->loop);
   pc_cache_thread_done(w->cache);
   pc_log_thread_done();
+  pc_canon_thread_done();
   pc_buf_free(&w->scratch);
   pc_buf_free(&w->material);
 }
