@@ -456,6 +456,29 @@ else
   skipped http || note "wrk or node missing: HTTP benchmark skipped"
 fi
 
+# ---- --workers 1 vs 2 ---------------------------------------------------------------
+# The same 1 KB cells (1000 distinct bodies, 256 connections) against
+# promptcache with one and with two event loops; medians of REPS_1K runs.
+if ! skipped workers && [ -n "$PCBIN" ] && [ $HAVE_NODE = 1 ] && alive "$MOCK_PID" && [ -f "$TMP/bodies-1024.txt" ]; then
+  : >"$OUT/workers.tsv"
+  for nw in 1 2; do
+    rm -rf "$TMP/db-workers"
+    start_pc "$TMP/db-workers" --workers "$nw" || continue
+    node bench/client.mjs "http://127.0.0.1:$P_PC/v1/chat/completions" "$TMP/bodies-1024.txt" "$NDISTINCT" 8 >/dev/null 2>&1
+    for rep in $(seq 1 "$REPS_1K"); do
+      raw=$OUT/wrk-workers$nw-r$rep.txt
+      BENCH_BODIES=$TMP/bodies-1024.txt BENCH_COUNT=$NDISTINCT BENCH_THREADS=$THREADS \
+        timeout $((DUR_1K + 60)) wrk -t"$THREADS" -c256 -d"${DUR_1K}s" --timeout 10s --latency -s bench/wrk.lua \
+        "http://127.0.0.1:$P_PC/v1/chat/completions" >"$raw" 2>&1
+      printf '%s\t%s\n' "$nw" "$(awk '/^Requests\/sec:/{print $2}' "$raw")" >>"$OUT/workers.tsv"
+    done
+    log "workers $nw: $(awk -v w="$nw" '$1==w{printf "%s ", $2}' "$OUT/workers.tsv")req/s"
+    stop_pid "$PC_PID"
+    PC_PID=
+  done
+  rm -rf "$TMP/db-workers"
+fi
+
 # ---- idle keep-alive memory ---------------------------------------------------------
 if ! skipped idle && [ -n "$PCBIN" ] && [ $HAVE_NODE = 1 ] && alive "$MOCK_PID"; then
   lim=$(ulimit -n)
@@ -514,6 +537,21 @@ echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 if [ $HAVE_NODE = 1 ]; then
   node bench/report.mjs "$OUT" "$((END_TS - START_TS))" "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')" \
     "$DUR_1K s x $REPS_1K (1 KB, median), $DUR s otherwise" | tee "$OUT/results.md"
+  if [ -s "$OUT/workers.tsv" ]; then
+    {
+      echo
+      echo "## --workers (1 KB, 1000 bodies, 256 connections, median of $REPS_1K)"
+      echo
+      echo "| promptcache | req/s |"
+      echo "|---|---:|"
+      for nw in 1 2; do
+        med=$(awk -v w="$nw" '$1==w{print $2}' "$OUT/workers.tsv" | sort -g | awk '{a[NR]=$1} END{if (NR) print a[int((NR+1)/2)]}')
+        [ -n "$med" ] && echo "| --workers $nw | $med |"
+      done
+      echo
+      echo "Both loops share the machine's cores with wrk."
+    } | tee -a "$OUT/results.md"
+  fi
 else
   cat "$OUT/rows.tsv" "$OUT/micro.txt" 2>/dev/null
 fi
