@@ -537,7 +537,6 @@ test('a 401 from an admin endpoint carries WWW-Authenticate: Bearer (RFC 9110 §
   }
 });
 
-test.skip('without --admin-token, on a non-loopback listen address, only health is served (not testable in e2e: tests listen on loopback only; unit-tested in C)', () => {});
 
 test('POST /_promptcache/purge by key, namespace, age and all answers {"purged":N} and the entries are gone', async (t) => {
   const { mock, proxy } = await setup(t);
