@@ -48,6 +48,22 @@ static inline char *pc_utf8_put(char *d, unsigned long cp) {
   return d;
 }
 
+/* The byte a one-letter JSON escape stands for (`n` → '\n'), or -1 (`u`
+ * and anything else: the caller handles \uXXXX itself). */
+static inline int pc_json_escape_byte(unsigned char c) {
+  switch (c) {
+  case '"': return '"';
+  case '\\': return '\\';
+  case '/': return '/';
+  case 'b': return '\b';
+  case 'f': return '\f';
+  case 'n': return '\n';
+  case 'r': return '\r';
+  case 't': return '\t';
+  default: return -1;
+  }
+}
+
 /* Value of a hex digit, or -1. */
 static inline int pc_hexval(unsigned char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -239,22 +239,10 @@ static int decode_u(const unsigned char **pp, const unsigned char *e, char **dp)
 static int decode_escape(const unsigned char **pp, const unsigned char *e, char **dp) {
   const unsigned char *p = *pp;
   if (e - p < 2) return PC_EJSON;
-  char c;
-  switch (p[1]) {
-  case '"': c = '"'; break;
-  case '\\': c = '\\'; break;
-  case '/': c = '/'; break;
-  case 'b': c = '\b'; break;
-  case 'f': c = '\f'; break;
-  case 'n': c = '\n'; break;
-  case 'r': c = '\r'; break;
-  case 't': c = '\t'; break;
-  case 'u':
-    if (e - p < 6) return PC_EJSON;
-    return decode_u(pp, e, dp);
-  default: return PC_EJSON;
-  }
-  *(*dp)++ = c;
+  if (p[1] == 'u') return e - p < 6 ? PC_EJSON : decode_u(pp, e, dp);
+  int c = pc_json_escape_byte(p[1]);
+  if (c < 0) return PC_EJSON;
+  *(*dp)++ = (char)c;
   *pp = p + 2;
   return 0;
 }

@@ -168,21 +168,11 @@ static int decode_u(struct parser *ps, const unsigned char *e, char **dp) {
 
 static int decode_escape(struct parser *ps, const unsigned char *e, char **dp) {
   const unsigned char *p = ps->p;
-  char c;
   if (e - p < 2) return fail(ps, p, PC_EJSON);
-  switch (p[1]) {
-  case '"': c = '"'; break;
-  case '\\': c = '\\'; break;
-  case '/': c = '/'; break;
-  case 'b': c = '\b'; break;
-  case 'f': c = '\f'; break;
-  case 'n': c = '\n'; break;
-  case 'r': c = '\r'; break;
-  case 't': c = '\t'; break;
-  case 'u': return decode_u(ps, e, dp);
-  default: return fail(ps, p, PC_EJSON);
-  }
-  *(*dp)++ = c;
+  if (p[1] == 'u') return decode_u(ps, e, dp);
+  int c = pc_json_escape_byte(p[1]);
+  if (c < 0) return fail(ps, p, PC_EJSON);
+  *(*dp)++ = (char)c;
   ps->p = p + 2;
   return 0;
 }
