@@ -468,6 +468,27 @@ test('entries survive kill -9 once they were served as HIT', async (t) => {
   assert.equal(mock.count(), 1);
 });
 
+test('kill -9 right after a MISS: the answer the client saw complete is a HIT after restart', async (t) => {
+  const { mock, proxy } = await setup(t);
+  for (let i = 0; i < 5; i++) {
+    const r = await chat(proxy, `durable ${i}`);
+    assert.equal(r.cache, 'MISS');
+  }
+  await proxy.restart({ signal: 'SIGKILL' }); // no pause: the kill follows the last response at once
+  for (let i = 0; i < 5; i++) {
+    const r = await chat(proxy, `durable ${i}`);
+    assert.equal(r.cache, 'HIT', `durable ${i} was lost by kill -9`);
+  }
+  assert.equal(mock.count(), 5);
+});
+
+test('connections to upstream are reused across misses', async (t) => {
+  const { mock, proxy } = await setup(t);
+  for (let i = 0; i < 6; i++) assert.equal((await chat(proxy, `reuse ${i}`)).cache, 'MISS');
+  assert.equal(mock.count(), 6);
+  assert.equal(mock.connections, 1, `upstream saw ${mock.connections} connections for 6 sequential misses`);
+});
+
 test('an upstream answer cut off mid-body is not stored', async (t) => {
   const { mock, proxy } = await setup(t);
   let cut = true;

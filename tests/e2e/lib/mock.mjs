@@ -166,6 +166,7 @@ export async function startMock(opts = {}) {
   });
   server.on('connection', (s) => {
     s.setNoDelay(true);
+    mock.connections = (mock.connections || 0) + 1;
     mock.sockets.add(s);
     s.on('close', () => mock.sockets.delete(s));
   });
