@@ -66,6 +66,9 @@ uint64_t pc_stats_replay_misses(void);
  * timer and at shutdown), never per request. */
 int pc_stats_load_lifetime(struct pc_cache *c);
 int pc_stats_save_lifetime(struct pc_cache *c);
+/* The same record, as JSON text, for a caller that writes it itself (the
+ * serving process hands it to its writer thread). */
+int pc_stats_lifetime_json(pc_buf *out);
 
 /* JSON object for /_promptcache/stats (cache figures from `c`). */
 int pc_stats_json(struct pc_cache *c, pc_buf *out);

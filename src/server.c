@@ -148,7 +148,16 @@ void pc_server_note_trim(void) { atomic_fetch_add_explicit(&trims, 1, memory_ord
 static void on_tick(uv_timer_t *t) {
   struct pc_worker *w = t->data;
   if (atomic_exchange_explicit(&trims, 0, memory_order_relaxed)) malloc_trim(0);
-  if (++w->ticks % 10 == 0) pc_stats_save_lifetime(w->cache);
+  if (++w->ticks % 10 == 0) { /* written by the writer thread: the loop never waits on LMDB's write lock */
+    pc_buf b;
+    pc_buf_init(&b, 1 << 16);
+    if (!pc_stats_lifetime_json(&b)) {
+      size_t n;
+      char *p = pc_buf_steal(&b, &n);
+      pc_writer_meta(w->port, "totals", p, n);
+    }
+    pc_buf_free(&b);
+  }
 }
 
 /* Once nothing is left to finish, close the worker's own handles so its

@@ -222,6 +222,12 @@ int pc_stats_load_lifetime(struct pc_cache *c) {
   return rc;
 }
 
+int pc_stats_lifetime_json(pc_buf *out) {
+  struct totals t;
+  current_totals(&t);
+  return totals_json(&t, out);
+}
+
 int pc_stats_save_lifetime(struct pc_cache *c) {
   struct totals t;
   pc_buf b;

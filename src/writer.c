@@ -22,6 +22,7 @@
 
 struct job {
   struct job *next;
+  char meta[16]; /* non-empty: a record for the "meta" database, not an entry */
   uint8_t key[16];
   char *val;
   size_t len;
@@ -73,20 +74,25 @@ static void maybe_evict(struct pc_writer *w, int force) {
 
 static void commit_batch(struct pc_writer *w, struct job *jobs) {
   size_t n = 0;
-  for (struct job *j = jobs; j; j = j->next) n++;
+  for (struct job *j = jobs; j; j = j->next) {
+    if (j->meta[0]) j->rc = pc_cache_meta_put(w->cache, j->meta, j->val, j->len);
+    else n++;
+  }
   struct pc_cache_put_item *items = n ? calloc(n, sizeof *items) : NULL;
   if (n && !items) {
     for (struct job *j = jobs; j; j = j->next) j->rc = PC_ENOMEM;
     return;
   }
   size_t i = 0;
-  for (struct job *j = jobs; j; j = j->next, i++) items[i] = (struct pc_cache_put_item){j->key, j->val, j->len, 0};
+  for (struct job *j = jobs; j; j = j->next)
+    if (!j->meta[0]) items[i++] = (struct pc_cache_put_item){j->key, j->val, j->len, 0};
   if (n && pc_cache_put_batch(w->cache, items, n) == PC_EMAPFULL) {
     maybe_evict(w, 1); /* a store never fails for lack of space: make room, retry once */
     pc_cache_put_batch(w->cache, items, n);
   }
   i = 0;
-  for (struct job *j = jobs; j; j = j->next, i++) j->rc = items[i].rc;
+  for (struct job *j = jobs; j; j = j->next)
+    if (!j->meta[0]) j->rc = items[i++].rc;
   free(items);
 }
 
@@ -235,6 +241,25 @@ void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t 
     free(j);
     if (done) done(ud, PC_ETOOBIG);
   }
+}
+
+void pc_writer_meta(struct pc_wport *p, const char *name, char *val, size_t len) {
+  struct pc_writer *w = p->w;
+  struct job *j = calloc(1, sizeof *j);
+  if (!j || strlen(name) >= sizeof j->meta) {
+    free(j);
+    free(val);
+    return;
+  }
+  memcpy(j->meta, name, strlen(name) + 1);
+  j->val = val;
+  j->len = len;
+  j->port = p;
+  pthread_mutex_lock(&w->mu);
+  *w->tail = j;
+  w->tail = &j->next;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
 }
 
 void pc_writer_touch(struct pc_wport *p, const uint8_t key[16]) {
