@@ -64,6 +64,18 @@ static inline int pc_json_escape_byte(unsigned char c) {
   }
 }
 
+/* The one-letter escape of a control byte (`\n` → 'n'), or 0 when it needs \u00xx. */
+static inline char pc_json_short_escape(unsigned char c) {
+  switch (c) {
+  case '\b': return 'b';
+  case '\f': return 'f';
+  case '\n': return 'n';
+  case '\r': return 'r';
+  case '\t': return 't';
+  default: return 0;
+  }
+}
+
 /* Value of a hex digit, or -1. */
 static inline int pc_hexval(unsigned char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -140,17 +140,6 @@ static const unsigned char *utf8_next(const unsigned char *p, const unsigned cha
   return k ? p + k : NULL;
 }
 
-/* The one-letter escape of a control byte, or 0 when it needs \u00xx. */
-static char short_escape(unsigned char c) {
-  switch (c) {
-  case '\b': return 'b';
-  case '\f': return 'f';
-  case '\n': return 'n';
-  case '\r': return 'r';
-  case '\t': return 't';
-  default: return 0;
-  }
-}
 
 /* Is the \uXXXX at p exactly what the writer would produce (a control byte
  * without a short form, lowercase hex)? Then the raw text can be kept. */
@@ -159,7 +148,7 @@ static int canonical_u(const unsigned char *p, const unsigned char *e) {
   int lo = pc_hexval(p[5]);
   if (lo < 0 || (p[5] >= 'A' && p[5] <= 'F')) return 0;
   unsigned char c = (unsigned char)((p[4] - '0') * 16 + lo);
-  return short_escape(c) == 0;
+  return pc_json_short_escape(c) == 0;
 }
 
 /* ---------- strings ---------- */
@@ -253,8 +242,8 @@ static char *put_escape(char *d, unsigned char c) {
   *d++ = '\\';
   if (c >= 0x20) {
     *d++ = (char)c; /* `"` or `\` */
-  } else if (short_escape(c)) {
-    *d++ = short_escape(c);
+  } else if (pc_json_short_escape(c)) {
+    *d++ = pc_json_short_escape(c);
   } else {
     memcpy(d, "u00", 3);
     d[3] = hex[c >> 4];
@@ -893,7 +882,7 @@ static size_t escaped_len(const unsigned char *s, size_t n) {
   size_t len = n;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = s[i];
-    if (needs_escape(c)) len += c >= 0x20 || short_escape(c) ? 1 : 5;
+    if (needs_escape(c)) len += c >= 0x20 || pc_json_short_escape(c) ? 1 : 5;
   }
   return len;
 }

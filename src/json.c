@@ -537,16 +537,6 @@ static int put(struct sink *s, const void *p, size_t n) {
 
 static int putc1(struct sink *s, char c) { return put(s, &c, 1); }
 
-static char short_escape(unsigned char c) {
-  switch (c) {
-  case '\b': return 'b';
-  case '\f': return 'f';
-  case '\n': return 'n';
-  case '\r': return 'r';
-  case '\t': return 't';
-  default: return 0;
-  }
-}
 
 static int put_escape(struct sink *s, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
@@ -555,7 +545,7 @@ static int put_escape(struct sink *s, unsigned char c) {
     e[1] = (char)c;
     return put(s, e, 2);
   }
-  e[1] = short_escape(c);
+  e[1] = pc_json_short_escape(c);
   if (e[1]) return put(s, e, 2);
   e[1] = 'u';
   e[4] = hex[c >> 4];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "json.h"
 
 static int log_json;
 
@@ -81,15 +82,8 @@ static void end_line(pc_buf *b) {
   if (b->len >= LOG_FLUSH_AT) pc_log_flush();
 }
 
-/* JSON string body (without quotes) with the escapes JSON requires. */
-static void json_str(pc_buf *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') pc_buf_printf(b, "\\%c", c);
-    else if (c < 0x20) pc_buf_printf(b, "\\u%04x", c);
-    else pc_buf_putc(b, (char)c);
-  }
-}
+/* A quoted JSON string. */
+static void json_str(pc_buf *b, const char *s) { pc_json_write_string(b, s, strlen(s)); }
 
 /* The target, with the value of a `key=` query parameter masked. */
 static void masked_target(pc_buf *b, const char *t, int json) {
@@ -118,11 +112,11 @@ static void masked_target(pc_buf *b, const char *t, int json) {
 static void access_json(pc_buf *b, const struct pc_access *a) {
   pc_buf_puts(b, "{\"time\":\"");
   timestamp(b);
-  pc_buf_puts(b, "\",\"method\":\"");
+  pc_buf_puts(b, "\",\"method\":");
   json_str(b, a->method);
-  pc_buf_puts(b, "\",\"path\":\"");
+  pc_buf_puts(b, ",\"path\":");
   masked_target(b, a->path, 1);
-  pc_buf_puts(b, "\",\"status\":");
+  pc_buf_puts(b, ",\"status\":");
   pc_buf_put_u64(b, (unsigned)a->status);
   pc_buf_puts(b, ",\"cache\":\"");
   pc_buf_puts(b, a->cache);
@@ -185,9 +179,9 @@ static void vmsg(const char *level, const char *fmt, va_list ap) {
   if (log_json) {
     pc_buf_puts(b, "{\"time\":\"");
     timestamp(b);
-    pc_buf_printf(b, "\",\"level\":\"%s\",\"msg\":\"", level);
+    pc_buf_printf(b, "\",\"level\":\"%s\",\"msg\":", level);
     json_str(b, msg);
-    pc_buf_puts(b, "\"}");
+    pc_buf_putc(b, '}');
   } else {
     timestamp(b);
     pc_buf_printf(b, " %s %s", level, msg);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "json.h"
 
 const char *pc_respond_reason(int status) {
   switch (status) {
@@ -115,21 +116,12 @@ static void send_fixed(struct pc_conn *c, int status, const char *ctype, const c
   pc_conn_finish(c);
 }
 
-static void json_escape(pc_buf *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') pc_buf_printf(b, "\\%c", ch);
-    else if (ch < 0x20) pc_buf_printf(b, "\\u%04x", ch);
-    else pc_buf_putc(b, (char)ch);
-  }
-}
-
 void pc_respond_error(struct pc_conn *c, int status, const char *code, const char *msg) {
   pc_buf b;
   pc_buf_init(&b, 16384);
-  pc_buf_puts(&b, "{\"error\":{\"message\":\"");
-  json_escape(&b, msg);
-  pc_buf_printf(&b, "\",\"type\":\"promptcache_error\",\"code\":\"%s\"}}\n", code);
+  pc_buf_puts(&b, "{\"error\":{\"message\":");
+  pc_json_write_string(&b, msg, strlen(msg));
+  pc_buf_printf(&b, ",\"type\":\"promptcache_error\",\"code\":\"%s\"}}\n", code);
   send_fixed(c, status, "application/json", b.data, b.len);
   pc_buf_free(&b);
 }
