@@ -42,6 +42,8 @@ struct pc_worker {
    * the material is handed to a flight on a miss. */
   pc_buf scratch;
   pc_buf material;
+  pc_buf rawid;              /* the raw identity of the request being handled */
+  struct pc_rawkey *rawkey;  /* recent raw requests → key (rawkey.h) */
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;
   int shutting_down;

@@ -21,6 +21,7 @@
 #include "key.h"
 #include "log.h"
 #include "nearest.h"
+#include "rawkey.h"
 #include "respond.h"
 #include "route.h"
 #include "server.h"
@@ -382,12 +383,33 @@ static void replay_miss(struct pc_conn *c, const struct pc_route_match *m, const
   pc_buf_free(&msg);
 }
 
+/* Whether a cacheable request looks the cache up (SPEC §5, §6). */
+static int looks_up(const struct pc_config *cfg, const struct controls *ct) {
+  return cfg->mode == PC_MODE_REPLAY || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
+}
+
+/* An exact repeat of a recently keyed request: look it up without
+ * canonicalizing again. Anything but a hit goes the normal way. */
+static int memo_hit(struct pc_conn *c, const struct controls *ct) {
+  struct pc_key key;
+  const char *material, *model;
+  size_t mlen;
+  if (pc_rawkey_get(c->w->rawkey, &c->w->rawid, &key, &material, &mlen, &model)) return 0;
+  pc_key_hex(&key, c->resp.key);
+  copy_str(c->resp.model, sizeof c->resp.model, model, strlen(model));
+  const pc_buf view = {(char *)material, mlen, mlen, mlen};
+  if (try_hit(c, &key, &view, ct)) return 1;
+  pc_held_release(&c->stale); /* the normal path looks up again */
+  c->resp.key[0] = '\0';
+  return 0;
+}
+
 /* A cacheable request: hit, coalesce, or miss (SPEC §5, §6). */
 static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr,
                              const struct controls *ct, int stream) {
   const struct pc_config *cfg = c->w->cfg;
   int replay = cfg->mode == PC_MODE_REPLAY;
-  int lookup = replay || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
+  int lookup = looks_up(cfg, ct);
   int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
   if (lookup && try_hit(c, &fr->key, &c->w->material, ct)) {
     free_flight_req(fr);
@@ -446,13 +468,18 @@ void pc_proxy_handle(struct pc_conn *c) {
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
   c->resp.route = m.route;
+  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") &&
+                  pc_route_cacheable(cfg, m.path, m.path_len);
+  int memo = cacheable && looks_up(cfg, &ct) && pc_rawkey_identity(c, &m, &c->w->rawid) == 0;
+  if (memo && memo_hit(c, &ct)) return;
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);
   pc_buf_init(&fr.material, 0);
   int stream = 0;
-  if (cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len) &&
-      key_request(c, &m, &fr, &stream) == 0) {
+  if (cacheable && key_request(c, &m, &fr, &stream) == 0) {
+    if (memo)
+      pc_rawkey_put(c->w->rawkey, &c->w->rawid, &fr.key, c->w->material.data, c->w->material.len, fr.model);
     handle_cacheable(c, &m, &fr, &ct, stream);
     return;
   }

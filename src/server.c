@@ -25,6 +25,7 @@
 #include "export.h"
 #include "flight.h"
 #include "log.h"
+#include "rawkey.h"
 #include "stats.h"
 #include "upstream.h"
 #include "writer.h"
@@ -200,6 +201,8 @@ static int worker_init(struct pc_server *srv, int index) {
   w->loop = &w->loop_storage;
   pc_buf_init(&w->scratch, w->cfg->max_body * 2 + 64);
   pc_buf_init(&w->material, w->cfg->max_body * 2 + 64 * 1024);
+  pc_buf_init(&w->rawid, PC_RAWKEY_MAX_IDENTITY + 4096);
+  w->rawkey = pc_rawkey_create();
   uv_loop_init(w->loop);
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   uv_async_init(w->loop, &w->xnotify, on_xnotify);
@@ -238,6 +241,9 @@ static void worker_teardown(struct pc_worker *w) {
   pc_canon_thread_done();
   pc_buf_free(&w->scratch);
   pc_buf_free(&w->material);
+  pc_buf_free(&w->rawid);
+  pc_rawkey_destroy(w->rawkey);
+  w->rawkey = NULL;
 }
 
 static void *worker_thread(void *arg) {

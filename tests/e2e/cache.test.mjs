@@ -542,3 +542,39 @@ test('a chunked (no Content-Length) upstream JSON answer is stored whole', async
   assert.equal(r2.text, r1.text);
   assert.equal(mock.count(), 1);
 });
+
+test('exact repeats are answered from the raw-request memo without ever crossing keys', async (t) => {
+  const { mock, proxy } = await setup(t, { args: ['--ignore-field', '/user'] });
+  const base = { authorization: 'Bearer sk-memo-one' };
+  const variants = [
+    { name: 'base', headers: base },
+    { name: 'credential', headers: { authorization: 'Bearer sk-memo-two' } },
+    { name: 'namespace', headers: { ...base, 'x-promptcache-namespace': 'other' } },
+    { name: 'org header', headers: { ...base, 'openai-organization': 'org-x' } },
+    { name: 'anthropic-version', headers: { ...base, 'anthropic-version': '2023-06-01' } },
+    { name: 'query', headers: base, path: '/v1/chat/completions?api-version=2' },
+    { name: 'body', headers: base, content: 'memo other prompt' },
+  ];
+  const first = new Map();
+  for (const v of variants) {
+    const r = await chat(proxy, v.content || 'memo prompt', { headers: v.headers, path: v.path });
+    assert.equal(r.cache, 'MISS', `${v.name}: the first request misses`);
+    first.set(v.name, r);
+  }
+  assert.equal(mock.count(), variants.length);
+  for (let round = 0; round < 3; round++) {
+    for (const v of variants) {
+      const r = await chat(proxy, v.content || 'memo prompt', { headers: v.headers, path: v.path });
+      assert.equal(r.cache, 'HIT', `${v.name} round ${round}`);
+      assert.equal(r.headers['x-promptcache-key'], first.get(v.name).headers['x-promptcache-key'], `${v.name}: same key`);
+      assert.equal(r.text, first.get(v.name).text, `${v.name}: its own answer`);
+    }
+  }
+  // a different spelling of the same request, and an ignored field, still hit
+  const respelled = await request(proxy, { method: 'POST', path: '/v1/chat/completions', headers: base,
+    body: { messages: [{ content: 'memo prompt', role: 'user' }], model: 'gpt-4o-mini', user: 'ignored-user' } });
+  assert.equal(respelled.cache, 'HIT');
+  assert.equal(respelled.text, first.get('base').text);
+  assert.equal(mock.count(), variants.length);
+});
+

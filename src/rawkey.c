@@ -1,0 +1,88 @@
+/* rawkey.c — the raw-request memo (see rawkey.h): a direct-mapped table of
+ * PC_RAWKEY_SLOTS slots, indexed by XXH3-64 of the identity; each slot owns
+ * one block holding the identity, the key, the canonical request and the
+ * model. A colliding newer request replaces the slot. */
+#include "rawkey.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "conn.h"
+#include "error.h"
+#include "route.h"
+
+struct slot {
+  uint64_t hash;
+  char *block; /* identity | material | model\0 */
+  size_t ilen, mlen;
+  struct pc_key key;
+};
+
+struct pc_rawkey {
+  struct slot slots[PC_RAWKEY_SLOTS];
+};
+
+struct pc_rawkey *pc_rawkey_create(void) { return calloc(1, sizeof(struct pc_rawkey)); }
+
+void pc_rawkey_destroy(struct pc_rawkey *r) {
+  if (!r) return;
+  for (size_t i = 0; i < PC_RAWKEY_SLOTS; i++) free(r->slots[i].block);
+  free(r);
+}
+
+/* Length-prefixed so that no two different requests give one identity. */
+static int part(pc_buf *out, const char *p, size_t n) {
+  int rc = pc_buf_put_u64(out, n);
+  if (!rc) rc = pc_buf_putc(out, ':');
+  if (!rc) rc = pc_buf_append(out, p, n);
+  return rc;
+}
+
+static int header_part(const struct pc_conn *c, pc_buf *out, const char *name) {
+  size_t n = 0;
+  const char *v = pc_req_header(&c->req, name, &n);
+  return v ? part(out, v, n) : pc_buf_putc(out, '-');
+}
+
+int pc_rawkey_identity(const struct pc_conn *c, const struct pc_route_match *m, pc_buf *out) {
+  static const char *const names[] = {"x-promptcache-namespace", "authorization", "x-api-key", "api-key",
+                                      "x-goog-api-key"};
+  pc_buf_reset(out);
+  if (c->req.body.len + c->req.target.len > PC_RAWKEY_MAX_IDENTITY) return PC_ETOOBIG;
+  int rc = part(out, m->route, strlen(m->route));
+  if (!rc) rc = part(out, c->req.method, strlen(c->req.method));
+  if (!rc) rc = part(out, c->req.target.data, c->req.target.len);
+  for (size_t i = 0; !rc && i < sizeof names / sizeof *names; i++) rc = header_part(c, out, names[i]);
+  for (int i = 0; !rc && i < PC_KEY_N_HEADERS; i++) rc = header_part(c, out, pc_key_headers[i]);
+  if (!rc) rc = part(out, c->req.body.data ? c->req.body.data : "", c->req.body.len);
+  return rc ? rc : out->len > PC_RAWKEY_MAX_IDENTITY ? PC_ETOOBIG : 0;
+}
+
+static struct slot *slot_for(struct pc_rawkey *r, uint64_t h) { return &r->slots[h % PC_RAWKEY_SLOTS]; }
+
+int pc_rawkey_get(struct pc_rawkey *r, const pc_buf *id, struct pc_key *key, const char **material, size_t *mlen,
+                  const char **model) {
+  uint64_t h = XXH3_64bits(id->data, id->len);
+  struct slot *s = slot_for(r, h);
+  if (!s->block || s->hash != h || s->ilen != id->len || memcmp(s->block, id->data, id->len)) return PC_ENOTFOUND;
+  *key = s->key;
+  *material = s->block + s->ilen;
+  *mlen = s->mlen;
+  *model = s->block + s->ilen + s->mlen;
+  return 0;
+}
+
+void pc_rawkey_put(struct pc_rawkey *r, const pc_buf *id, const struct pc_key *key, const char *material, size_t mlen,
+                   const char *model) {
+  size_t ml = strlen(model);
+  char *block = malloc(id->len + mlen + ml + 1);
+  if (!block) return;
+  memcpy(block, id->data, id->len);
+  memcpy(block + id->len, material, mlen);
+  memcpy(block + id->len + mlen, model, ml + 1);
+  uint64_t h = XXH3_64bits(id->data, id->len);
+  struct slot *s = slot_for(r, h);
+  free(s->block);
+  *s = (struct slot){.hash = h, .block = block, .ilen = id->len, .mlen = mlen, .key = *key};
+}
