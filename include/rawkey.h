@@ -14,7 +14,7 @@
 #include "key.h"
 
 #define PC_RAWKEY_SLOTS 4096
-#define PC_RAWKEY_MAX_IDENTITY (16 * 1024)
+#define PC_RAWKEY_MAX_IDENTITY (4 * 1024) /* bounds the memo to about 4096 × 8 KiB per loop */
 
 struct pc_rawkey; /* one per event loop */
 struct pc_conn;
