@@ -48,9 +48,20 @@ static void sub_head(struct pc_sub *s, int status, const char *headers, size_t l
   pc_respond_head(c, status, headers, len);
 }
 
+/* A client that reads slower than upstream sends would make its write queue
+ * grow without bound; past this it is cut off (the exchange goes on for the
+ * others and for the cache). */
+#define PC_MAX_PENDING_WRITE ((size_t)32 << 20)
+
 static void sub_body(struct pc_sub *s, const char *p, size_t n) {
   struct pc_conn *c = container_of(s, struct pc_conn, sub);
-  if (!c->swallow) pc_respond_body(c, p, n);
+  if (c->swallow) return;
+  if (c->tcp.write_queue_size > PC_MAX_PENDING_WRITE) {
+    pc_log_warn("client too slow: %zu bytes queued, closing its connection", c->tcp.write_queue_size);
+    pc_conn_abort(c);
+    return;
+  }
+  pc_respond_body(c, p, n);
 }
 
 static void serve_stale(struct pc_conn *c) {
