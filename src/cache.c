@@ -17,6 +17,7 @@
  *  (MDB_MAP_RESIZED, MDB_NOTFOUND) and PC_E* codes otherwise; the public
  *  functions always return PC_E* codes. */
 #include "cache.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -318,12 +319,6 @@ static uint64_t atime_get(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN])
   return t;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Delete an entry and its access time (raw LMDB code). */
 static int del_one(pc_cache *c, MDB_txn *txn, const uint8_t key[KEY_LEN]) {
   MDB_val k = key_val(key);
@@ -350,7 +345,7 @@ static int put_all(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint6
 }
 
 int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
-  uint64_t now = now_ms();
+  uint64_t now = (uint64_t)pc_now_ms();
   int m = put_all(c, items, n, now);
   if (m == 0 || n == 1) {
     for (size_t i = 0; i < n; i++) items[i].rc = map_err(m);
@@ -366,7 +361,7 @@ int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
 }
 
 int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n) {
-  uint64_t now = now_ms();
+  uint64_t now = (uint64_t)pc_now_ms();
   MDB_txn *txn = NULL;
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
@@ -457,7 +452,7 @@ int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len
    * nothing is stored and the environment stays usable. */
   m = mdb_put(txn, c->entries, &k, &v, 0);
   if (m) goto out;
-  m = atime_put(c, txn, key, now_ms());
+  m = atime_put(c, txn, key, (uint64_t)pc_now_ms());
   if (m) goto out;
   m = txn_commit(&txn);
 out:

@@ -10,6 +10,7 @@
  *    entry is credential-scoped.
  *  - Every error is one line on stderr, prefixed "promptcache <command>:". */
 #include "cli.h"
+#include "clock.h"
 #include "utf8.h"
 
 #include <errno.h>
@@ -225,12 +226,6 @@ static int open_db(const struct cli *c, int create, pc_cache **out) {
 /* ====================================================================== */
 /* Shared formatting                                                       */
 /* ====================================================================== */
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* RFC 3339 UTC with milliseconds (the export format's spelling). */
 static void format_time(int64_t ms, char out[TIME_LEN]) {
@@ -476,7 +471,7 @@ int pc_cli_stats(int argc, char **argv) {
   int st = parse_args(&c, &CMD_STATS, argc, argv);
   if (st) return st < 0 ? 0 : st;
   memset(&w, 0, sizeof w);
-  w.now = now_ms();
+  w.now = pc_now_ms();
   st = open_db(&c, 0, &db);
   if (st) goto out;
   int rc = pc_cache_count(db, &entries, &bytes);
@@ -706,7 +701,7 @@ static void print_request(const struct pc_entry *e) {
 
 static void print_times(const struct pc_entry *e) {
   char t[TIME_LEN], span[32];
-  int64_t now = now_ms();
+  int64_t now = pc_now_ms();
   format_time(e->created_ms, t);
   format_span(now > e->created_ms ? now - e->created_ms : 0, span, sizeof span);
   printf("created      %s (age %s)\n", t, span);

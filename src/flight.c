@@ -16,6 +16,7 @@
  * flight's memory lives until the leader and every remote follower have let
  * go (refs). */
 #include "flight.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -216,12 +217,6 @@ static void on_body(void *ud, const char *p, size_t n) {
   }
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int storable(const struct pc_flight *f) {
   if (f->status != 200 || !f->req.store || f->over_limit) return 0;
   if (!f->req.stream) return 1;
@@ -269,7 +264,7 @@ static int encode(struct pc_flight *f, pc_buf *enc) {
   pc_buf_init(&usage, 512);
   pc_usage_write(&f->usage, &usage);
   e.status = f->status;
-  e.created_ms = wall_ms();
+  e.created_ms = pc_now_ms();
   e.expires_ms = f->req.ttl_ms > 0 ? e.created_ms + f->req.ttl_ms : 0;
   e.request = (struct pc_slice){f->req.material.data, f->req.material.len};
   e.ns = (struct pc_slice){f->req.ns, strlen(f->req.ns)};

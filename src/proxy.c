@@ -3,6 +3,7 @@
  * otherwise). The hit path opens only a read transaction and compares the
  * stored canonical request with the current one before serving. */
 #include "proxy.h"
+#include "clock.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,8 +33,6 @@
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
 /* ---- the conn's side of a flight ---- */
-
-static int64_t wall_ms(void);
 
 /* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
 static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
@@ -67,7 +66,7 @@ static void sub_body(struct pc_sub *s, const char *p, size_t n) {
 static void serve_stale(struct pc_conn *c) {
   struct pc_held h = c->stale;
   memset(&c->stale, 0, sizeof c->stale);
-  int64_t now = wall_ms();
+  int64_t now = pc_now_ms();
   c->resp.cache = "STALE";
   pc_usage_read(h.e.usage.p, h.e.usage.n, &c->resp.usage);
   pc_respond_hit(c, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
@@ -179,12 +178,6 @@ static void credential_fp(struct pc_conn *c, const struct pc_route_match *m, cha
   pc_buf_free(&cred);
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Per-request cache controls (SPEC §5). */
 struct controls {
   int no_store, no_cache, only_if_cached, paced;
@@ -255,7 +248,7 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
     pc_cache_release(cache);
     return 0;
   }
-  int64_t now = wall_ms();
+  int64_t now = pc_now_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
   /* replay serves recordings whatever their age: a CI fixture must not rot.
    * max-age=N accepts entries younger than N seconds, to the millisecond. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "entry.h"
 #include "error.h"
 
@@ -42,9 +43,7 @@ int pc_purge(pc_cache *c, const struct pc_purge_sel *sel, size_t *purged) {
     if (!rc) *purged = 1;
     return rc == PC_ENOTFOUND ? 0 : rc;
   }
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct collect col = {.sel = sel, .cutoff_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - sel->older_than_ms};
+  struct collect col = {.sel = sel, .cutoff_ms = pc_now_ms() - sel->older_than_ms};
   pc_buf_init(&col.keys, (size_t)1 << 34);
   int rc = pc_cache_iterate(c, collect_cb, &col);
   if (!rc && col.keys.len) rc = pc_cache_del_many(c, (const uint8_t *)col.keys.data, col.keys.len / 16, purged);

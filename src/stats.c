@@ -8,6 +8,7 @@
  * stale + replay_misses): the share of cacheable lookups answered without an
  * upstream request of their own. */
 #include "stats.h"
+#include "clock.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -77,15 +78,9 @@ static struct {
 #define INC(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
 #define GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int pc_stats_init(const struct pc_config *cfg) {
   S.cfg = cfg;
-  S.start_ms = now_ms();
+  S.start_ms = pc_now_ms();
   if (cfg->prices) {
     char err[512];
     int rc = pc_prices_load(cfg->prices, &S.prices, err, sizeof err);
@@ -334,7 +329,7 @@ int pc_stats_json(struct pc_cache *c, pc_buf *out) {
   if (c) pc_cache_count(c, &entries, &bytes);
   current_totals(&life);
   int rc = pc_buf_printf(out, "{\"version\":\"%s\",\"time\":%lld,\"uptime_s\":%lld,", PC_VERSION,
-                         (long long)(now_ms() / 1000), (long long)((now_ms() - S.start_ms) / 1000));
+                         (long long)(pc_now_ms() / 1000), (long long)((pc_now_ms() - S.start_ms) / 1000));
   if (!rc) rc = totals_block(out, entries, bytes);
   if (!rc) rc = pc_buf_puts(out, ",\"latency\":{");
   if (!rc) rc = hist_json(out, "upstream_ms", &S.up);
