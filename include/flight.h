@@ -81,9 +81,4 @@ void pc_flight_leave(struct pc_sub *sub);
 /* Abort every flight (shutdown). */
 void pc_flight_abort_all(struct pc_worker *w);
 
-/* Header filtering shared by the flight and the cache: is this response
- * header dropped toward clients / toward storage? `name` is not NUL-terminated. */
-int pc_flight_hop_header(const char *name, size_t n);
-int pc_flight_unstored_header(const char *name, size_t n);
-
 #endif

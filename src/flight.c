@@ -84,7 +84,9 @@ static int name_is(const char *name, size_t n, const char *lit) {
   return n == l && !strncasecmp(name, lit, l);
 }
 
-int pc_flight_hop_header(const char *name, size_t n) {
+/* Response headers never passed on: hop-by-hop ones, and the framing libcurl
+ * undid (it decodes the body, so length and encoding no longer apply). */
+static int hop_header(const char *name, size_t n) {
   static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                                     "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
                                     "content-length", "content-encoding"};
@@ -93,8 +95,9 @@ int pc_flight_hop_header(const char *name, size_t n) {
   return 0;
 }
 
-int pc_flight_unstored_header(const char *name, size_t n) {
-  if (pc_flight_hop_header(name, n) || name_is(name, n, "set-cookie") || name_is(name, n, "date")) return 1;
+/* ... and those never stored: per-response cookies, dates, rate limits. */
+static int unstored_header(const char *name, size_t n) {
+  if (hop_header(name, n) || name_is(name, n, "set-cookie") || name_is(name, n, "date")) return 1;
   if (n >= 12 && !strncasecmp(name, "x-ratelimit-", 12)) return 1;
   if (n >= 20 && !strncasecmp(name, "anthropic-ratelimit-", 20)) return 1;
   return 0;
@@ -162,11 +165,11 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
       size_t n = (size_t)(colon - h);
       size_t vlen = linelen;
       while (vlen > 0 && (h[vlen - 1] == '\n' || h[vlen - 1] == '\r')) vlen--;
-      if (!pc_flight_hop_header(h, n)) {
+      if (!hop_header(h, n)) {
         pc_buf_append(&f->client_head, h, vlen);
         pc_buf_puts(&f->client_head, "\r\n");
       }
-      if (!pc_flight_unstored_header(h, n)) {
+      if (!unstored_header(h, n)) {
         pc_buf_append(&f->store_head, h, vlen);
         pc_buf_puts(&f->store_head, "\r\n");
       }
