@@ -37,6 +37,7 @@ struct pc_sub {
   struct pc_flight *flight;  /* a flight on our own loop */
   struct pc_rsub *remote;    /* or a remote subscription to another loop's flight */
   struct pc_sub *next;
+  int follower;          /* joined an exchange another request started */
   struct pc_usage usage; /* set before on_end: tokens of the response */
 };
 
@@ -62,16 +63,11 @@ struct pc_flight_req {
 };
 
 /* Start the exchange with `sub` as its first subscriber. If an identical
- * coalescable exchange was registered meanwhile (another worker), `sub`
+ * coalescable exchange is in flight (on any worker), `sub`
  * joins it instead and PC_EEXISTS is returned: the request's buffers are
  * still the caller's, as on any other error. On 0 the flight owns them, and
  * even a failure to start is reported through the sub's on_end. */
 int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
-/* Attach `sub` as a follower of the exchange in flight for this key, on
- * any worker: it first receives what already arrived, then every new event
- * live. Returns 0, PC_ENOTFOUND (nothing in flight) or PC_ETOOBIG (past
- * --max-followers). */
-int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub);
 /* The worker's loop was woken for its remote subscriptions: deliver. */
 void pc_flight_pull_remote(struct pc_worker *w);
 

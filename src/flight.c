@@ -362,6 +362,7 @@ int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_su
   sub->flight = f;
   sub->remote = NULL;
   sub->next = NULL;
+  sub->follower = 0;
   f->subs = sub;
   link_flight(f);
   struct pc_fetch_req fr = {.method = f->req.method,
@@ -496,6 +497,7 @@ static int join_locked(struct pc_worker *w, struct pc_flight *f, struct pc_rsub 
 
 /* After join_locked, outside the lock: start delivering to `sub`. */
 static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
+  sub->follower = 1;
   if (!r) {
     join_local(f, sub); /* our own loop's flight: it cannot end under us */
     return;
@@ -507,16 +509,6 @@ static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub
   if (w->rsubs) w->rsubs->wprev = r;
   w->rsubs = r;
   pull(r);
-}
-
-int pc_flight_join_key(struct pc_worker *w, const struct pc_key *key, struct pc_sub *sub) {
-  struct pc_rsub *r = NULL;
-  pthread_mutex_lock(&xmu);
-  struct pc_flight *f = registry_find(key);
-  int rc = f ? join_locked(w, f, &r) : PC_ENOTFOUND;
-  pthread_mutex_unlock(&xmu);
-  if (!rc) join_finish(w, f, r, sub);
-  return rc;
 }
 
 void pc_flight_leave(struct pc_sub *sub) {

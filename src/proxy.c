@@ -34,9 +34,16 @@
 
 /* ---- the conn's side of a flight ---- */
 
+/* The conn behind a subscription; a follower answers as COALESCED. */
+static struct pc_conn *conn_of(struct pc_sub *s) {
+  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  if (s->follower) c->resp.cache = "COALESCED";
+  return c;
+}
+
 /* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
 static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
-  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  struct pc_conn *c = conn_of(s);
   if (status == 429) c->resp.err_class = PC_ERRC_UPSTREAM_429;
   else if (status >= 500) c->resp.err_class = PC_ERRC_UPSTREAM_5XX;
   else if (status >= 400) c->resp.err_class = PC_ERRC_UPSTREAM_4XX;
@@ -53,7 +60,7 @@ static void sub_head(struct pc_sub *s, int status, const char *headers, size_t l
 #define PC_MAX_PENDING_WRITE ((size_t)32 << 20)
 
 static void sub_body(struct pc_sub *s, const char *p, size_t n) {
-  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  struct pc_conn *c = conn_of(s);
   if (c->swallow) return;
   if (c->tcp.write_queue_size > PC_MAX_PENDING_WRITE) {
     pc_log_warn("client too slow: %zu bytes queued, closing its connection", c->tcp.write_queue_size);
@@ -73,9 +80,9 @@ static void serve_stale(struct pc_conn *c) {
 }
 
 static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
-  struct pc_conn *c = container_of(s, struct pc_conn, sub);
+  struct pc_conn *c = conn_of(s);
   c->resp.upstream_us = upstream_us;
-  if (!strcmp(c->resp.cache, "COALESCED")) c->resp.usage = s->usage;
+  if (s->follower) c->resp.usage = s->usage;
   if (rc == PC_EUPCONNECT) c->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
   else if (rc == PC_EUPTIMEOUT) c->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
   else if (rc == PC_EUPPROTO) c->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
@@ -276,6 +283,17 @@ static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *ma
   return 1;
 }
 
+/* Everything a request for a flight may hold that the flight did not take. */
+static void free_flight_req(struct pc_flight_req *fr) {
+  pc_buf_free(&fr->url);
+  pc_buf_free(&fr->body);
+  pc_buf_free(&fr->material);
+  pc_upstream_headers_free(fr->headers);
+  fr->headers = NULL;
+}
+
+/* Start the exchange, or join an identical one in flight on any worker
+ * (pc_flight_start claims the key atomically). */
 static void start_flight(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr) {
   int rc = upstream_url(m, &fr->url);
   if (!rc) rc = build_upstream_headers(&c->req, &fr->headers);
@@ -284,16 +302,9 @@ static void start_flight(struct pc_conn *c, const struct pc_route_match *m, stru
     fr->body = c->req.body; /* hand-over: the conn gets a fresh body buffer */
     pc_buf_init(&c->req.body, c->w->cfg->max_body);
     c->sub.ops = &sub_ops;
-    rc = pc_flight_start(c->w, fr, &c->sub);
-    if (rc == PC_EEXISTS) c->resp.cache = "COALESCED"; /* lost a race with another worker: joined it */
+    rc = pc_flight_start(c->w, fr, &c->sub); /* PC_EEXISTS: joined an identical one */
   }
-  if (rc) {
-    pc_buf_free(&fr->url);
-    pc_buf_free(&fr->body);
-    pc_buf_free(&fr->material);
-    pc_upstream_headers_free(fr->headers);
-    fr->headers = NULL;
-  }
+  if (rc) free_flight_req(fr);
   if (rc && rc != PC_EEXISTS) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
 }
 
@@ -334,23 +345,6 @@ static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct
     *stream = info.stream;
   }
   return rc;
-}
-
-static void free_flight_req(struct pc_flight_req *fr) {
-  pc_buf_free(&fr->url);
-  pc_buf_free(&fr->material);
-}
-
-/* Attach to an identical exchange already in flight. */
-static int try_coalesce(struct pc_conn *c, struct pc_flight_req *fr) {
-  const char *was = c->resp.cache;
-  c->resp.cache = "COALESCED";
-  c->sub.ops = &sub_ops;
-  if (pc_flight_join_key(c->w, &fr->key, &c->sub)) {
-    c->resp.cache = was; /* nothing to join, or over --max-followers: go upstream ourselves */
-    return 0;
-  }
-  return 1;
 }
 
 /* Replay mode never contacts upstream: a miss is a 424 that explains itself
@@ -442,10 +436,6 @@ static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, 
   fr->stream = stream;
   fr->terminal = stream ? pc_sse_terminal_for(m->path, m->path_len) : PC_SSE_NONE;
   fr->ttl_ms = ct->ttl_ms;
-  if (fr->coalesce && try_coalesce(c, fr)) {
-    free_flight_req(fr);
-    return;
-  }
   start_flight(c, m, fr);
 }
 
