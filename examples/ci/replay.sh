@@ -16,56 +16,20 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-abs() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
-BIN="$(abs "${PROMPTCACHE_BIN:-$here/../../build/promptcache}")"
+NAME=replay.sh
+# shellcheck source-path=SCRIPTDIR source=proxy.sh
+. "$here/proxy.sh"
 FIXTURE="$(abs "${FIXTURE:-$here/fixtures/llm.jsonl}")"
 
-if [ ! -x "$BIN" ]; then
-  echo "replay.sh: no promptcache binary at $BIN (run make in the repo root, or set PROMPTCACHE_BIN)" >&2
-  exit 2
-fi
 if [ ! -r "$FIXTURE" ]; then
   echo "replay.sh: no recording at $FIXTURE (make one with record.sh)" >&2
   exit 2
 fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/promptcache-replay.XXXXXX")"
-pid=""
-stop_proxy() { # SIGTERM, up to 10 s to finish, then SIGKILL; returns the proxy's exit status
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  local rc=0
-  wait "$pid" || rc=$?
-  pid=""
-  return "$rc"
-}
-cleanup() { stop_proxy || true; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # 1. the proxy in replay mode, loaded from the recording. The upstream is a
 #    closed port on purpose: replay mode never contacts it, and if it ever
 #    tried, the request could only fail.
-: >"$work/proxy.log" # exists before the wait loop reads it
-"$BIN" serve --mode replay --replay "$FIXTURE" --fail-on-miss \
-  --listen 127.0.0.1:0 --upstream http://127.0.0.1:9 --db "$work/db" \
-  2>"$work/proxy.log" &
-pid=$!
-port=""
-for _ in $(seq 100); do # up to 10 s
-  port="$(sed -n 's/^promptcache: listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$work/proxy.log" | head -n 1)"
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$port" ]; then
-  echo "replay.sh: promptcache did not start:" >&2
-  cat "$work/proxy.log" >&2
-  exit 1
-fi
+start_proxy --mode replay --replay "$FIXTURE" --fail-on-miss --listen 127.0.0.1:0 --upstream http://127.0.0.1:9
 echo "replay.sh: replaying $FIXTURE through promptcache on 127.0.0.1:$port (upstream unreachable)"
 
 # 2. the test suite, pointed at the proxy, with a key that would not work anywhere
