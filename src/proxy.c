@@ -386,28 +386,29 @@ static int looks_up(const struct pc_config *cfg, const struct controls *ct) {
   return cfg->mode == PC_MODE_REPLAY || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
 }
 
-/* An exact repeat of a recently keyed request: look it up without
- * canonicalizing again. Anything but a hit goes the normal way. */
-static int memo_hit(struct pc_conn *c, const struct controls *ct) {
+enum memo { MEMO_UNKNOWN, MEMO_HIT, MEMO_MISS };
+
+/* An exact repeat of a recently keyed request is looked up without
+ * canonicalizing again. MEMO_MISS: it was looked up and is not served (an
+ * expired entry is kept in c->stale), so the normal path, which computes the
+ * same key, need not look up again. */
+static enum memo memo_lookup(struct pc_conn *c, const struct controls *ct) {
   struct pc_key key;
   const char *material, *model;
   size_t mlen;
-  if (pc_rawkey_get(c->w->rawkey, &c->w->rawid, &key, &material, &mlen, &model)) return 0;
+  if (pc_rawkey_get(c->w->rawkey, &c->w->rawid, &key, &material, &mlen, &model)) return MEMO_UNKNOWN;
   pc_key_hex(&key, c->resp.key);
   copy_str(c->resp.model, sizeof c->resp.model, model, strlen(model));
   const pc_buf view = {(char *)material, mlen, mlen, mlen};
-  if (try_hit(c, &key, &view, ct)) return 1;
-  pc_held_release(&c->stale); /* the normal path looks up again */
-  c->resp.key[0] = '\0';
-  return 0;
+  return try_hit(c, &key, &view, ct) ? MEMO_HIT : MEMO_MISS;
 }
 
 /* A cacheable request: hit, coalesce, or miss (SPEC §5, §6). */
 static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr,
-                             const struct controls *ct, int stream) {
+                             const struct controls *ct, int stream, int looked_up) {
   const struct pc_config *cfg = c->w->cfg;
   int replay = cfg->mode == PC_MODE_REPLAY;
-  int lookup = looks_up(cfg, ct);
+  int lookup = looks_up(cfg, ct) && !looked_up;
   int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
   if (lookup && try_hit(c, &fr->key, &c->w->material, ct)) {
     free_flight_req(fr);
@@ -465,16 +466,17 @@ void pc_proxy_handle(struct pc_conn *c) {
   int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") &&
                   pc_route_cacheable(cfg, m.path, m.path_len);
   int memo = cacheable && looks_up(cfg, &ct) && pc_rawkey_identity(c, &m, &c->w->rawid) == 0;
-  if (memo && memo_hit(c, &ct)) return;
+  enum memo looked = memo ? memo_lookup(c, &ct) : MEMO_UNKNOWN;
+  if (looked == MEMO_HIT) return;
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);
   pc_buf_init(&fr.material, 0);
   int stream = 0;
   if (cacheable && key_request(c, &m, &fr, &stream) == 0) {
-    if (memo)
+    if (memo && looked == MEMO_UNKNOWN)
       pc_rawkey_put(c->w->rawkey, &c->w->rawid, &fr.key, c->w->material.data, c->w->material.len, fr.model);
-    handle_cacheable(c, &m, &fr, &ct, stream);
+    handle_cacheable(c, &m, &fr, &ct, stream, looked == MEMO_MISS);
     return;
   }
   c->resp.cache = "BYPASS";
