@@ -43,6 +43,7 @@ struct pc_worker {
   pc_buf scratch;
   pc_buf material;
   pc_buf rawid;              /* the raw identity of the request being handled */
+  pc_buf out;                /* a hit's head (and framed stream) before it is written */
   struct pc_rawkey *rawkey;  /* recent raw requests → key (rawkey.h) */
   uv_signal_t sigint, sigterm;
   uv_timer_t sync_timer;

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "server.h"
 #include "json.h"
 
 const char *pc_respond_reason(int status) {
@@ -257,27 +258,26 @@ static void send_borrowed(struct pc_conn *c, const char *head, size_t hn, const 
 }
 
 void pc_respond_hit_borrowed(struct pc_conn *c, const struct pc_entry *e, int64_t age_s) {
-  pc_buf b;
+  pc_buf *b = &c->w->out; /* per loop: send_borrowed copies whatever is not written at once */
   int head_only = !strcmp(c->req.method, "HEAD");
   int stream = (e->flags & PC_ENTRY_F_SSE) && e->n_chunks > 0 && !head_only;
-  pc_buf_init(&b, 512 * 1024 + (stream ? e->body.n + 16 * (size_t)e->n_chunks : 0));
+  pc_buf_reset(b);
   c->resp.status = e->status;
   c->resp.head_sent = 1;
-  if (hit_head(c, e, age_s, stream, &b)) {
-    pc_buf_free(&b);
+  if (hit_head(c, e, age_s, stream, b)) {
     pc_conn_abort(c);
     return;
   }
   if (stream) { /* chunk framing interleaves with the body: one copy */
-    for (uint32_t i = 0; i < e->n_chunks; i++) frame_chunk(&b, e, i);
-    pc_buf_puts(&b, "0\r\n\r\n");
+    for (uint32_t i = 0; i < e->n_chunks; i++) frame_chunk(b, e, i);
+    pc_buf_puts(b, "0\r\n\r\n");
     c->resp.bytes = e->body.n;
-    send_borrowed(c, b.data, b.len, "", 0);
+    send_borrowed(c, b->data, b->len, "", 0);
   } else {
     c->resp.bytes = head_only ? 0 : e->body.n;
-    send_borrowed(c, b.data, b.len, e->body.p, head_only ? 0 : e->body.n);
+    send_borrowed(c, b->data, b->len, e->body.p, head_only ? 0 : e->body.n);
   }
-  pc_buf_free(&b);
+  if (b->cap > (1u << 20)) pc_buf_free(b); /* a big stream's copy is not kept */
 }
 
 void pc_respond_hit(struct pc_conn *c, char *block, const struct pc_entry *e, int64_t age_s, int paced) {

@@ -202,6 +202,7 @@ static int worker_init(struct pc_server *srv, int index) {
   pc_buf_init(&w->scratch, w->cfg->max_body * 2 + 64);
   pc_buf_init(&w->material, w->cfg->max_body * 2 + 64 * 1024);
   pc_buf_init(&w->rawid, PC_RAWKEY_MAX_IDENTITY + 4096);
+  pc_buf_init(&w->out, w->cfg->max_size / 2 + (1u << 20));
   w->rawkey = pc_rawkey_create();
   uv_loop_init(w->loop);
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
@@ -242,6 +243,7 @@ static void worker_teardown(struct pc_worker *w) {
   pc_buf_free(&w->scratch);
   pc_buf_free(&w->material);
   pc_buf_free(&w->rawid);
+  pc_buf_free(&w->out);
   pc_rawkey_destroy(w->rawkey);
   w->rawkey = NULL;
 }
