@@ -440,7 +440,7 @@ static int fmt_double(double v, char *dst, size_t *n) {
 static int new_node(struct parser *ps, enum node_type type, uint32_t *idx) {
   if (ps->n_nodes == ps->cap_nodes) {
     if (ps->cap_nodes > UINT32_MAX / 2) return PC_ETOOBIG;
-    uint32_t cap = ps->cap_nodes * 2;
+    uint32_t cap = ps->cap_nodes ? ps->cap_nodes * 2 : 64;
     struct node *nn = realloc(ps->nodes, (size_t)cap * sizeof *nn);
     if (!nn) return PC_ENOMEM;
     ps->nodes = nn;
