@@ -80,6 +80,9 @@ export async function startProxy(t, opts = {}) {
     for (const a of addrs) argv.push('--listen', a);
     if (upstream) argv.push('--upstream', upstream);
     argv.push('--db', proxy.dbDir, ...(opts.args || []));
+    // make tsan runs every proxy with several event loops (PC_TEST_WORKERS=4)
+    const workers = process.env.PC_TEST_WORKERS;
+    if (workers && !argv.some((a) => a === '--workers' || a.startsWith('--workers='))) argv.push('--workers', workers);
     return argv;
   };
 
