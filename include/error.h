@@ -20,7 +20,12 @@
   X(UPPROTO, -14, "upstream sent an invalid response")               \
   X(CANCELED, -15, "canceled")                                       \
   X(VERSION, -16, "unsupported format version")                      \
-  X(EXISTS, -17, "already exists")
+  X(EXISTS, -17, "already exists")                                   \
+  X(TIMEDOUT, -18, "timed out")                                      \
+  X(UNAVAIL, -19, "service unavailable")                             \
+  X(PROTO, -20, "protocol error")                                    \
+  X(BUSY, -21, "over capacity")                                      \
+  X(READONLY, -22, "read-only")
 
 enum pc_error {
   PC_OK = 0,
