@@ -51,6 +51,9 @@ int pc_json_write(const struct pc_json *v, pc_buf *out);
 int pc_json_write_pretty(const struct pc_json *v, pc_buf *out, int indent);
 /* Append `n` bytes of UTF-8 as a quoted JSON string. */
 int pc_json_write_string(pc_buf *out, const char *s, size_t n);
+/* The same for bytes that need not be UTF-8 (request targets in the log):
+ * each invalid byte becomes U+FFFD, so the result is always valid JSON. */
+int pc_json_write_text(pc_buf *out, const char *s, size_t n);
 
 /* One difference between two documents. `recorded` / `requested` are valid
  * JSON texts (NULL when the member or element is absent on that side);

@@ -48,10 +48,11 @@ void pc_key_hash(const void *material, size_t len, struct pc_key *out);
 void pc_key_hex(const struct pc_key *k, char out[PC_KEY_HEX_LEN + 1]);
 int pc_key_from_hex(const char *hex, struct pc_key *out);
 
-/* Query string with parameters sorted by byte order and credential
- * parameters (`key=`, Gemini's API key) removed; appended to out. Also
- * reports the removed credential, if any (pointer into query). */
-int pc_key_sort_query(const char *query, pc_buf *out, const char **cred, size_t *cred_len);
+/* Query string with parameters sorted by name (byte order; a repeated name
+ * keeps its values in their order) and credential parameters (policy.h)
+ * removed; appended to out. The removed credential parameters are appended
+ * to `cred` (when not NULL), '&'-separated, in their order. */
+int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred);
 
 /* Keyed fingerprint of a credential: HMAC-SHA256(secret, value) truncated to
  * 16 bytes, as 32 hex digits. The raw value is never stored anywhere. */

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 struct pc_access {
   const char *method;
   const char *path; /* request target as received (credential query values are masked) */
@@ -23,6 +25,9 @@ void pc_log_flush(void);
 /* Flush and free this thread's buffer (thread exit). */
 void pc_log_thread_done(void);
 void pc_log_access(const struct pc_access *a);
+/* Append `target` to t with the value of every credential query parameter
+ * (policy.h) replaced by "***". */
+void pc_log_mask_target(pc_buf *t, const char *target);
 void pc_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pc_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

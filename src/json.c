@@ -663,6 +663,27 @@ int pc_json_write_string(pc_buf *out, const char *s, size_t n) {
   return rc;
 }
 
+int pc_json_write_text(pc_buf *out, const char *s, size_t n) {
+  static const char repl[] = "\xEF\xBF\xBD"; /* U+FFFD */
+  const unsigned char *p = (const unsigned char *)s;
+  struct sink k = {out, SIZE_MAX};
+  size_t mark = out->len, i = 0;
+  int rc = putc1(&k, '"');
+  while (!rc && i < n) {
+    size_t run = i, len;
+    while (run < n && (len = pc_utf8_seq(p + run, n - run)) != 0) run += len;
+    rc = put_body(&k, s + i, run - i);
+    if (!rc && run < n) rc = put(&k, repl, sizeof repl - 1);
+    i = run < n ? run + 1 : n;
+  }
+  if (!rc) rc = putc1(&k, '"');
+  if (rc) {
+    out->len = mark;
+    if (out->data) out->data[mark] = '\0';
+  }
+  return rc;
+}
+
 /* ---------- diff ---------- */
 
 #define DIFF_BUF_MAX (SIZE_MAX / 4)

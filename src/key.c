@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "error.h"
+#include "policy.h"
 
 const char *const pc_key_headers[PC_KEY_N_HEADERS] = {"anthropic-version", "anthropic-beta", "openai-beta",
                                                       "openai-organization", "openai-project"};
@@ -23,37 +24,43 @@ static int field(pc_buf *out, const char *name, const char *v, size_t n) {
   return rc;
 }
 
+/* One query parameter, with its position: parameters are sorted by name
+ * only, and equal names keep their order (`a=1&a=2` is not `a=2&a=1`: for
+ * most servers a repeated parameter is a list). */
+struct param {
+  const char *p;
+  size_t n, name_len, index;
+};
+
 static int cmp_param(const void *a, const void *b) {
-  const struct { const char *p; size_t n; } *x = a, *y = b;
-  size_t n = x->n < y->n ? x->n : y->n;
+  const struct param *x = a, *y = b;
+  size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
   int c = memcmp(x->p, y->p, n);
-  return c ? c : (x->n > y->n) - (x->n < y->n);
+  if (c) return c;
+  if (x->name_len != y->name_len) return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+  return (x->index > y->index) - (x->index < y->index);
 }
 
-static int is_cred_param(const char *p, size_t n) {
-  return (n >= 4 && !memcmp(p, "key=", 4)) || (n == 3 && !memcmp(p, "key", 3));
-}
-
-int pc_key_sort_query(const char *query, pc_buf *out, const char **cred, size_t *cred_len) {
-  struct { const char *p; size_t n; } params[256];
+int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred) {
+  struct param params[256];
   size_t np = 0;
-  *cred = NULL;
-  *cred_len = 0;
-  for (const char *p = query; p && *p;) {
+  int rc = 0;
+  for (const char *p = query; p && *p && !rc;) {
     const char *amp = strchr(p, '&');
     size_t n = amp ? (size_t)(amp - p) : strlen(p);
-    if (n && is_cred_param(p, n)) {
-      *cred = p;
-      *cred_len = n;
+    size_t nl = pc_policy_param_name_len(p, n);
+    if (n && pc_policy_credential_param(p, nl)) {
+      /* all of them, in order: the credential scopes the key, never enters the path */
+      if (cred) rc = cred->len ? pc_buf_putc(cred, '&') : 0;
+      if (cred && !rc) rc = pc_buf_append(cred, p, n);
     } else if (n) {
       if (np == 256) return PC_ETOOBIG; /* refuse rather than key on a prefix of the query */
-      params[np].p = p;
-      params[np++].n = n;
+      params[np] = (struct param){p, n, nl, np};
+      np++;
     }
     p += n + (amp ? 1 : 0);
   }
   if (np > 1) qsort(params, np, sizeof params[0], cmp_param);
-  int rc = 0;
   for (size_t i = 0; i < np && !rc; i++) {
     if (i) rc = pc_buf_putc(out, '&');
     if (!rc) rc = pc_buf_append(out, params[i].p, params[i].n);
@@ -63,14 +70,12 @@ int pc_key_sort_query(const char *query, pc_buf *out, const char **cred, size_t 
 
 int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
   pc_buf path;
-  const char *cred;
-  size_t cred_len;
   pc_buf_init(&path, 64 * 1024);
   int rc = pc_buf_append(&path, in->path, in->path_len);
   if (!rc && in->query) {
     size_t mark = path.len;
     rc = pc_buf_putc(&path, '?');
-    if (!rc) rc = pc_key_sort_query(in->query, &path, &cred, &cred_len);
+    if (!rc) rc = pc_key_sort_query(in->query, &path, NULL);
     if (!rc && path.len == mark + 1) path.len = mark; /* nothing left after removing credentials */
   }
   if (!rc) rc = pc_buf_puts(out, "pc-key-v1\n");

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "policy.h"
 
 static int log_json;
 
@@ -83,30 +84,57 @@ static void end_line(pc_buf *b) {
 }
 
 /* A quoted JSON string. */
-static void json_str(pc_buf *b, const char *s) { pc_json_write_string(b, s, strlen(s)); }
+static void json_str(pc_buf *b, const char *s) { pc_json_write_text(b, s, strlen(s)); }
 
-/* The target, with the value of a `key=` query parameter masked. */
-static void masked_target(pc_buf *b, const char *t, int json) {
-  const char *q = strchr(t, '?');
-  if (!q || !strstr(q, "key=")) {
-    if (json) json_str(b, t);
-    else pc_buf_puts(b, t);
+/* Streams through the target once: no fixed-size copy, whatever its length. */
+void pc_log_mask_target(pc_buf *t, const char *target) {
+  const char *q = strchr(target, '?');
+  if (!q) {
+    pc_buf_puts(t, target);
     return;
   }
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", t);
-  for (char *p = tmp + (q - t) + 1; p && *p;) {
-    char *amp = strchr(p, '&');
-    if (!strncmp(p, "key=", 4)) {
-      char *v = p + 4, *e = amp ? amp : v + strlen(v);
-      memset(v, '*', (size_t)(e - v) > 3 ? 3 : (size_t)(e - v));
-      if (e - v > 3) memmove(v + 3, e, strlen(e) + 1);
-      amp = strchr(v, '&');
+  pc_buf_append(t, target, (size_t)(q - target) + 1);
+  for (const char *p = q + 1; *p;) {
+    const char *amp = strchr(p, '&');
+    size_t n = amp ? (size_t)(amp - p) : strlen(p), nl = pc_policy_param_name_len(p, n);
+    if (nl < n && pc_policy_credential_param(p, nl)) {
+      pc_buf_append(t, p, nl);
+      pc_buf_puts(t, "=***");
+    } else {
+      pc_buf_append(t, p, n);
     }
-    p = amp ? amp + 1 : NULL;
+    p += n;
+    if (amp) {
+      pc_buf_putc(t, '&');
+      p++;
+    }
   }
-  if (json) json_str(b, tmp);
-  else pc_buf_puts(b, tmp);
+}
+
+/* Text lines stay one line each and printable: control bytes are written
+ * as \xNN (a target cannot forge a log line). */
+static void put_printable(pc_buf *b, const char *s, size_t n) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0, run = 0; i <= n; i++) {
+    unsigned char c = i < n ? (unsigned char)s[i] : 0;
+    if (i < n && c >= 0x20 && c != 0x7f) continue;
+    pc_buf_append(b, s + run, i - run);
+    if (i < n) {
+      char e[4] = {'\\', 'x', hx[c >> 4], hx[c & 15]};
+      pc_buf_append(b, e, 4);
+    }
+    run = i + 1;
+  }
+}
+
+static void masked_target(pc_buf *b, const char *target, int json) {
+  static __thread pc_buf t;
+  if (!t.max) pc_buf_init(&t, (size_t)1 << 20);
+  pc_buf_reset(&t);
+  pc_log_mask_target(&t, target);
+  if (json) pc_json_write_text(b, t.data ? t.data : "", t.len);
+  else put_printable(b, t.data ? t.data : "", t.len);
+  if (t.cap > (64u << 10)) pc_buf_free(&t);
 }
 
 static void access_json(pc_buf *b, const struct pc_access *a) {

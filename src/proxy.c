@@ -173,11 +173,8 @@ static void credential_fp(struct pc_conn *c, const struct pc_route_match *m, cha
   }
   if (m->query) {
     pc_buf scratch;
-    const char *qk;
-    size_t qn;
     pc_buf_init(&scratch, PC_MAX_HEADER_BYTES);
-    pc_key_sort_query(m->query, &scratch, &qk, &qn);
-    if (qk) pc_buf_append(&cred, qk, qn);
+    pc_key_sort_query(m->query, &scratch, &cred);
     pc_buf_free(&scratch);
   }
   out[0] = '\0';

@@ -4,46 +4,15 @@
 // shapes, plain and streamed), then drive the CLI on its db directory.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
   startMock, mockFor, startProxy, request, chat, makeTmpDir, requireBin, childEnv, sleep, HEX32,
 } from './lib/setup.mjs';
 import { echoText } from './lib/mock.mjs';
+import { cli, cliOk as ok } from './lib/cli.mjs';
 
 const RFC3339_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
-
-/** Run the binary to completion; stdout as a Buffer (exact bytes), stderr as text. */
-function cli(args, { env = {}, timeoutMs = 10000 } = {}) {
-  const bin = requireBin();
-  return new Promise((resolve, reject) => {
-    const p = spawn(bin, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    let stderr = '';
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout.on('data', (d) => out.push(d));
-    p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out);
-      if (SANITIZER_RE.test(stderr)) {
-        reject(new Error(`sanitizer report from promptcache ${args.join(' ')}:\n${stderr}`));
-        return;
-      }
-      resolve({ code, signal, stdout, text: stdout.toString('utf8'), stderr });
-    });
-  });
-}
-
-/** cli() that must exit 0. */
-async function ok(args, opts) {
-  const r = await cli(args, opts);
-  assert.equal(r.code, 0, `promptcache ${args.join(' ')} exited ${r.code} (signal ${r.signal}); stderr: ${r.stderr}`);
-  return r;
-}
-
 async function statsJson(db) {
   const r = await ok(['stats', '--db', db, '--json']);
   return JSON.parse(r.text);

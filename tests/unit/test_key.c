@@ -108,15 +108,33 @@ Test(key, fingerprint_is_keyed_and_never_the_credential) {
   cr_expect_eq(strlen(a), 32);
 }
 
-Test(key, credential_query_parameter_is_removed) {
-  pc_buf out;
-  const char *cred;
-  size_t n;
+Test(key, credential_query_parameters_are_removed) {
+  pc_buf out, cred;
   pc_buf_init(&out, 4096);
-  cr_assert_eq(pc_key_sort_query("z=1&key=AIzaSECRET&a=2", &out, &cred, &n), 0);
-  cr_expect_str_eq(out.data, "a=2&z=1");
-  cr_expect_eq(n, strlen("key=AIzaSECRET"));
+  pc_buf_init(&cred, 4096);
+  cr_assert_eq(pc_key_sort_query("z=1&key=AIzaSECRET&a=2&API_KEY=x&k%65y=y&keyword=q", &out, &cred), 0);
+  cr_expect_str_eq(out.data, "a=2&keyword=q&z=1");
+  cr_expect_str_eq(cred.data, "key=AIzaSECRET&API_KEY=x&k%65y=y");
   pc_buf_free(&out);
+  pc_buf_free(&cred);
+}
+
+/* A repeated parameter is a list: its order is part of the request. */
+Test(key, repeated_query_parameters_keep_their_order) {
+  pc_buf a, b;
+  pc_buf_init(&a, 4096);
+  pc_buf_init(&b, 4096);
+  cr_assert_eq(pc_key_sort_query("b=0&a=1&a=2", &a, NULL), 0);
+  cr_assert_eq(pc_key_sort_query("a=2&b=0&a=1", &b, NULL), 0);
+  cr_expect_str_eq(a.data, "a=1&a=2&b=0");
+  cr_expect_str_eq(b.data, "a=2&a=1&b=0");
+  char ka[33], kb[33];
+  struct req ra = {.query = "a=1&a=2", .body = BASE_BODY}, rb = {.query = "a=2&a=1", .body = BASE_BODY};
+  key_of(&ra, ka);
+  key_of(&rb, kb);
+  cr_expect_str_neq(ka, kb);
+  pc_buf_free(&a);
+  pc_buf_free(&b);
 }
 
 Test(key, material_fields_parse_back) {
