@@ -59,6 +59,8 @@ struct pc_stats_req {
 int pc_stats_init(const struct pc_config *cfg);
 void pc_stats_record(const struct pc_stats_req *r);
 void pc_stats_eviction(uint64_t n);
+/* A complete, storable answer could not be stored (full disk, LMDB error). */
+void pc_stats_store_failed(void);
 /* Replay misses in this run (for --fail-on-miss). */
 uint64_t pc_stats_replay_misses(void);
 

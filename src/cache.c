@@ -417,8 +417,53 @@ static int collect_victims(pc_cache *c, struct victim **out, size_t *n) {
   return m;
 }
 
+static int cmp_victim_key(const void *a, const void *b) {
+  return memcmp(((const struct victim *)a)->key, ((const struct victim *)b)->key, KEY_LEN);
+}
+
+/* Delete v[0..n) in one write txn (raw LMDB code); *done counts deletions. */
+static int del_batch(pc_cache *c, const struct victim *v, size_t n, size_t *done) {
+  MDB_txn *txn = NULL;
+  size_t k = 0;
+  int m = txn_begin(c, 0, &txn);
+  for (size_t i = 0; !m && i < n; i++) {
+    m = del_one(c, txn, v[i].key);
+    if (m == MDB_NOTFOUND) m = 0; /* purged meanwhile */
+    else if (!m) k++;
+  }
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  if (!m) *done += k;
+  return m;
+}
+
+/* Small transactions, in key order: a delete copies every page it touches
+ * (copy-on-write) and the old pages are reusable only after the commit, so
+ * one big eviction txn in a nearly full map needs more free pages than there
+ * are and fails with MDB_MAP_FULL, forever. A few dozen neighbouring keys
+ * per txn touch few pages; a batch that still does not fit is halved, down
+ * to one entry. */
+#define EVICT_BATCH 64
+
+static int del_victims(pc_cache *c, struct victim *v, size_t n, size_t *done) {
+  size_t batch = EVICT_BATCH;
+  int m = 0;
+  qsort(v, n, sizeof *v, cmp_victim_key);
+  for (size_t i = 0; i < n;) {
+    size_t k = n - i < batch ? n - i : batch;
+    m = del_batch(c, v + i, k, done);
+    if (m == MDB_MAP_FULL && batch > 1) {
+      batch /= 2;
+      continue;
+    }
+    if (m) break;
+    i += k;
+  }
+  return m;
+}
+
 int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
-  size_t entries, bytes, n = 0, done = 0;
+  size_t entries, bytes, n = 0, chosen = 0;
   struct victim *v = NULL;
   *evicted = 0;
   int rc = pc_cache_count(c, &entries, &bytes);
@@ -426,20 +471,9 @@ int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
   int m = collect_victims(c, &v, &n);
   if (!m && n) qsort(v, n, sizeof *v, cmp_victim);
   size_t need = bytes - target_bytes, freed = 0;
-  MDB_txn *txn = NULL;
-  if (!m) m = txn_begin(c, 0, &txn);
-  for (size_t i = 0; !m && i < n && freed < need; i++) {
-    m = del_one(c, txn, v[i].key);
-    if (m == MDB_NOTFOUND) m = 0;
-    else if (!m) {
-      freed += v[i].size;
-      done++;
-    }
-  }
-  if (!m) m = txn_commit(&txn);
-  txn_abort(&txn);
+  while (!m && chosen < n && freed < need) freed += v[chosen++].size; /* least recently used first */
+  if (!m && chosen) m = del_victims(c, v, chosen, evicted);
   free(v);
-  if (!m) *evicted = done;
   return map_err(m);
 }
 

@@ -255,6 +255,7 @@ static void stored(void *ud, int rc) {
     char hex[PC_KEY_HEX_LEN + 1];
     pc_key_hex(&f->req.key, hex);
     pc_log_warn("store failed for key %s: %s", hex, pc_strerror(rc));
+    pc_stats_store_failed();
   }
   f->storing = 0;
   finish(f);

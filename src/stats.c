@@ -64,6 +64,7 @@ static struct {
   counter out[PC_OUT_N];
   counter err[PC_ERRC_N];
   counter bytes_from_cache, tok_in, tok_out, tok_cached, evictions;
+  counter store_failures; /* answers that should have been stored and were not (this run) */
   struct hist up, hit;
   struct row rows[MAX_ROWS];
   _Atomic size_t n_rows;
@@ -145,6 +146,8 @@ void pc_stats_record(const struct pc_stats_req *r) {
 }
 
 void pc_stats_eviction(uint64_t n) { INC(S.evictions, n); }
+
+void pc_stats_store_failed(void) { INC(S.store_failures, 1); }
 
 uint64_t pc_stats_replay_misses(void) { return GET(S.out[PC_OUT_REPLAY_MISS]); }
 
@@ -318,8 +321,11 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
   for (int i = 0; i < PC_ERRC_N && !rc; i++)
     rc = pc_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", err_names[i], (unsigned long long)GET(S.err[i]));
   if (!rc)
-    rc = pc_buf_printf(b, "},\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"evictions\":%llu}", entries,
-                       bytes, S.cfg ? S.cfg->max_size : 0, (unsigned long long)GET(S.evictions));
+    rc = pc_buf_printf(b,
+                       "},\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"evictions\":%llu,"
+                       "\"store_failures\":%llu}",
+                       entries, bytes, S.cfg ? S.cfg->max_size : 0, (unsigned long long)GET(S.evictions),
+                       (unsigned long long)GET(S.store_failures));
   return rc;
 }
 
@@ -439,10 +445,12 @@ int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
                        "promptcache_cache_max_bytes %zu\n"
                        "# HELP promptcache_evictions_total Entries evicted to stay within --max-size.\n"
                        "# TYPE promptcache_evictions_total counter\npromptcache_evictions_total %llu\n"
+                       "# HELP promptcache_store_failures_total Complete answers that could not be stored.\n"
+                       "# TYPE promptcache_store_failures_total counter\npromptcache_store_failures_total %llu\n"
                        "# HELP promptcache_hit_ratio Share of cacheable requests answered without their own upstream call.\n"
                        "# TYPE promptcache_hit_ratio gauge\n",
                        (unsigned long long)GET(S.bytes_from_cache), entries, bytes, S.cfg ? S.cfg->max_size : 0,
-                       (unsigned long long)GET(S.evictions));
+                       (unsigned long long)GET(S.evictions), (unsigned long long)GET(S.store_failures));
   if (!rc) {
     uint64_t o[PC_OUT_N];
     for (int i = 0; i < PC_OUT_N; i++) o[i] = GET(S.out[i]);

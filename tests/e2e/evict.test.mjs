@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, chat, request, sleep } from './lib/setup.mjs';
+import { flood } from './lib/load.mjs';
 
 const MAX = 2 * 1024 * 1024;
 const BIG = 'x'.repeat(48 * 1024); // each answer carries ~48 KiB
@@ -68,4 +69,23 @@ test('an answer larger than a quarter of --max-size is passed on but not stored'
   const b = await chat(proxy, 'too big');
   assert.equal(b.cache, 'MISS');
   assert.equal(mock.count(), 2);
+});
+
+// A full map used to stop storing for good: one eviction txn deleting ~15 %
+// of scattered entries needed more free pages than a nearly full map has.
+test('sustained distinct small misses at the smallest --max-size keep being stored, within the bound', async (t) => {
+  const { mock, proxy } = await setup(t, { args: ['--max-size', '1MiB'] });
+  const N = 4000;
+  const counts = await flood(proxy, { n: N, request: (i) => ({ body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `fill ${i} ${'x'.repeat(100)}` }] } }) });
+  assert.deepEqual(counts, { '200 MISS': N });
+  assert.equal(mock.count(), N);
+  const s = await stats(proxy);
+  assert.equal(s.cache.store_failures, 0, 'every answer was stored');
+  assert.ok(s.cache.evictions > N / 2, `evictions counted: ${s.cache.evictions}`);
+  assert.ok(s.cache.bytes <= 1024 * 1024, `cache uses ${s.cache.bytes} bytes`);
+  // the newest answers are served from the cache
+  for (let i = N - 20; i < N; i++) {
+    const r = await chat(proxy, `fill ${i} ${'x'.repeat(100)}`);
+    assert.equal(r.cache, 'HIT', `fill ${i}`);
+  }
 });
