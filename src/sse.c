@@ -47,3 +47,42 @@ int pc_sse_complete(enum pc_sse_terminal t, const char *body, size_t n) {
   }
   return 0;
 }
+
+/* A "data" field line: "data:" then the value, one leading space dropped. */
+static int data_line(const char *l, size_t n, const char **data, size_t *len) {
+  while (n && l[n - 1] == '\r') n--;
+  if (n < 5 || memcmp(l, "data:", 5)) return 0;
+  l += 5;
+  n -= 5;
+  if (n && *l == ' ') l++, n--;
+  *data = l;
+  *len = n;
+  return 1;
+}
+
+int pc_sse_next_data(const char **cur, const char *end, const char **data, size_t *len) {
+  const char *p = *cur;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    int found = data_line(p, (size_t)(le - p), data, len);
+    p = nl ? nl + 1 : end;
+    if (found) {
+      *cur = p;
+      return 1;
+    }
+  }
+  *cur = end;
+  return 0;
+}
+
+int pc_sse_last_data(const char *body, size_t n, const char **data, size_t *len) {
+  const char *end = body + n;
+  while (end > body) {
+    const char *start = end;
+    while (start > body && start[-1] != '\n') start--;
+    if (data_line(start, (size_t)(end - start), data, len)) return 1;
+    end = start > body ? start - 1 : body;
+  }
+  return 0;
+}

@@ -8,7 +8,9 @@
  * .input_tokens (incl. input_tokens_details.cached_tokens), output_tokens.
  * Anthropic: usage.input_tokens + cache_read_input_tokens +
  * cache_creation_input_tokens, output_tokens. Gemini: usageMetadata
- * .promptTokenCount (incl. cachedContentTokenCount), candidatesTokenCount.
+ * .promptTokenCount (incl. cachedContentTokenCount) + toolUsePromptTokenCount,
+ * candidatesTokenCount + thoughtsTokenCount (thinking is billed as output,
+ * as OpenAI's completion_tokens include reasoning tokens).
  * Streams: each SSE data event is examined; the largest value seen for each
  * figure wins (Anthropic splits usage over message_start / message_delta,
  * OpenAI sends it in the last chunk, Responses inside response.completed). */
@@ -51,8 +53,8 @@ static void from_doc(const struct pc_json *r, struct pc_usage *u) {
   const struct pc_json *g = pc_json_get(r, "usageMetadata");
   if (g && g->type == PC_JSON_OBJECT) {
     u->present = 1;
-    take(&u->input, num(g, "/promptTokenCount"));
-    take(&u->output, num(g, "/candidatesTokenCount"));
+    take(&u->input, num(g, "/promptTokenCount") + num(g, "/toolUsePromptTokenCount"));
+    take(&u->output, num(g, "/candidatesTokenCount") + num(g, "/thoughtsTokenCount"));
     take(&u->cached_input, num(g, "/cachedContentTokenCount"));
   }
 }

@@ -39,3 +39,37 @@ Test(sse, responses_completed) {
 Test(sse, no_terminal_api_is_complete_at_clean_end) {
   cr_expect(pc_sse_complete(PC_SSE_NONE, S("data: {\"candidates\":[]}\n\n")));
 }
+
+Test(sse, data_lines_one_by_one) {
+  const char *s = ": comment\nevent: a\ndata: {\"x\":1}\r\n\r\nid: 7\ndata:{\"y\":2}\n\ndata:\n\ndata: last";
+  const char *cur = s, *end = s + strlen(s), *d;
+  size_t n;
+  cr_assert(pc_sse_next_data(&cur, end, &d, &n));
+  cr_expect_eq(n, 7);
+  cr_expect_arr_eq(d, "{\"x\":1}", 7);
+  cr_assert(pc_sse_next_data(&cur, end, &d, &n));
+  cr_expect_arr_eq(d, "{\"y\":2}", 7, "no space after the colon (TGI)");
+  cr_assert(pc_sse_next_data(&cur, end, &d, &n));
+  cr_expect_eq(n, 0);
+  cr_assert(pc_sse_next_data(&cur, end, &d, &n));
+  cr_expect_eq(n, 4, "an unterminated last line still counts");
+  cr_expect_not(pc_sse_next_data(&cur, end, &d, &n));
+  cr_expect_eq(cur, end);
+  cur = "event: ping\n\n";
+  cr_expect_not(pc_sse_next_data(&cur, cur + 13, &d, &n));
+  cur = "datum: x\n";
+  cr_expect_not(pc_sse_next_data(&cur, cur + 9, &d, &n));
+}
+
+Test(sse, last_data_line) {
+  const char *d;
+  size_t n;
+  cr_assert(pc_sse_last_data(S("data: 1\n\ndata: 22\r\n\r\nevent: x\n\n"), &d, &n));
+  cr_expect_eq(n, 2);
+  cr_expect_arr_eq(d, "22", 2);
+  cr_assert(pc_sse_last_data(S("data: 333"), &d, &n));
+  cr_expect_eq(n, 3);
+  cr_expect_not(pc_sse_last_data(S("event: x\n\n"), &d, &n));
+  cr_expect_not(pc_sse_last_data(S(""), &d, &n));
+  cr_expect_not(pc_sse_last_data(S("\n\n\n"), &d, &n));
+}

@@ -35,6 +35,16 @@ Test(usage, gemini_usage_metadata) {
   cr_expect_eq(u.output, 3);
 }
 
+Test(usage, gemini_thinking_is_output_and_tool_prompts_are_input) {
+  struct pc_usage u;
+  pc_usage_from_body(S("{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":3,"
+                       "\"thoughtsTokenCount\":40,\"toolUsePromptTokenCount\":5,\"cachedContentTokenCount\":8,"
+                       "\"totalTokenCount\":60}}"), 0, &u);
+  cr_expect_eq(u.input, 17);
+  cr_expect_eq(u.output, 43);
+  cr_expect_eq(u.cached_input, 8);
+}
+
 Test(usage, streams_take_usage_from_their_events) {
   struct pc_usage u;
   const char *anthropic =
