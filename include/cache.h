@@ -25,7 +25,15 @@ enum pc_cache_sync {
 /* Open (creating the directory and files if missing) the environment at
  * `path`, with a map size bound of `max_size` bytes. */
 int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out);
+/* Open an existing database for reading only (the offline commands that
+ * only read): works on a read-only mount or directory; every write returns
+ * PC_EREADONLY. Both opens refuse a truncated data file (PC_ECORRUPT)
+ * instead of touching pages past its end. */
+int pc_cache_open_ro(const char *path, pc_cache **out);
 void pc_cache_close(pc_cache *c);
+/* A read faulted on a damaged page of the map (every call that reads the
+ * map is guarded: it returns PC_ECORRUPT instead of crashing). */
+int pc_cache_corrupt(const pc_cache *c);
 /* A thread that used pc_cache_get on `c` calls this before it exits (the
  * thread that closes the cache need not). */
 void pc_cache_thread_done(pc_cache *c);

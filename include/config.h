@@ -42,6 +42,7 @@ struct pc_config {
   struct pc_strlist ignore_fields;
   struct pc_strlist cache_paths; /* globs; the default list when none given */
   size_t max_body;
+  size_t max_buffered; /* 0: the default (server.c) */
   int64_t upstream_timeout_ms;
   int64_t connect_timeout_ms;
   int64_t client_timeout_ms; /* a request must arrive whole within this */

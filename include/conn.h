@@ -1,126 +1,100 @@
-/* conn.h — one client connection: llhttp parsing with limits, keep-alive and
- * pipelining (one request at a time, answered in order), timeouts, and the
- * connection state machine. Request handling lives in proxy.c; response
- * bytes are produced by respond.c through pc_conn_write*(). */
+/* conn.h — one client connection: the HTTP/1.1 transport. It reads and
+ * parses (http.h), writes, times out and closes; it knows nothing of
+ * caching. Each complete request goes to the handler table it was given
+ * (struct pc_conn_ops, as libuv hands a stream's bytes to its read_cb, or
+ * Varnish's struct transport), which answers through pc_conn_write*() and
+ * ends with pc_conn_finish() or pc_conn_abort(). One request at a time per
+ * connection, answered in order; pipelined requests wait in the input
+ * buffer, and are not even parsed while the connection's queued output is
+ * over PC_CONN_OUT_HIGH (back-pressure: a client that sends and never reads
+ * cannot make the proxy queue unbounded answers).
+ *
+ * Limits: see http.h for one request; a whole request must arrive within
+ * the client timeout (408), an idle keep-alive connection lives the idle
+ * timeout; request bodies buffered by all connections of the process
+ * together stay under a budget (503 past it). */
 #ifndef PC_CONN_H
 #define PC_CONN_H
 
-#include <llhttp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "flight.h"
-#include "entry.h"
-#include "key.h"
-#include "stats.h"
+#include "http.h"
 
-#define PC_MAX_HEADER_BYTES (64 * 1024)
-#define PC_MAX_HEADERS 256
+#define PC_CONN_OPS_MAGIC 0x70636f70u     /* "pcop" */
+#define PC_CONN_OUT_HIGH ((size_t)1 << 20) /* stop parsing pipelined requests past this much queued output */
+#define PC_CONN_OUT_LOW ((size_t)256 << 10) /* ... and resume below this */
 
-struct pc_worker;
+struct pc_conn;
 
-/* The states, listed once; conn_set_state() is the only writer. */
-enum pc_conn_state {
-  PC_CONN_READING, /* waiting for / receiving a request */
-  PC_CONN_WORKING, /* a request was dispatched; its response is being produced */
-  PC_CONN_DRAINING, /* final response queued; write side shut, discarding input until close */
-  PC_CONN_CLOSED    /* uv_close called; freed in the close callbacks */
+/* What the transport calls; every callback runs on the connection's loop. */
+struct pc_conn_ops {
+  unsigned magic; /* PC_CONN_OPS_MAGIC: a table that is not one is a broken invariant */
+  /* A complete request (pc_conn_req) arrived: answer it, then pc_conn_finish
+   * or pc_conn_abort (now or later). */
+  void (*request)(struct pc_conn *c);
+  /* The transport refuses a request (malformed 400, 405, 408, 413, 431, 503
+   * over the body budget): write an error response, then pc_conn_finish.
+   * The connection closes after it. */
+  void (*reject)(struct pc_conn *c, int status, const char *code, const char *msg);
+  /* The current request is over: answered, aborted, or its connection went
+   * away. Exactly once per request or reject. */
+  void (*end)(struct pc_conn *c);
+  /* The connection is gone (after end, if a request was open): release what
+   * pc_conn_user holds. */
+  void (*closed)(struct pc_conn *c);
 };
 
-struct pc_header {
-  uint32_t name, nlen, value, vlen; /* offsets into pc_req.hbuf */
+/* A loop's connections. Filled by the server; the pool is the transport's
+ * per-loop state, `app` the user's. */
+struct pc_conn_pool {
+  uv_loop_t *loop;
+  const struct pc_conn_ops *ops;
+  void *app;
+  size_t max_body;
+  uint64_t client_timeout_ms, idle_timeout_ms;
+  size_t body_budget; /* process-wide bound on buffered request bytes (all pools) */
+  struct pc_conn *conns;
+  size_t n_conns;
+  int shutting_down;
+  /* Shutdown: called when the last connection of the pool is freed. */
+  void (*drained)(struct pc_conn_pool *p);
+  void *drained_ud;
 };
 
-struct pc_req {
-  char method[24];
-  pc_buf target; /* request target as received */
-  pc_buf hbuf;   /* header names and values, NUL-terminated each */
-  struct pc_header *h; /* h_cap slots, grown on demand up to PC_MAX_HEADERS */
-  size_t nh, h_cap;
-  size_t header_bytes;
-  pc_buf body;
-  int http_minor;
-  int keep_alive;
-  int expect_continue;
-  uint64_t start_ns;
-};
+/* Accept one connection from a listening stream. */
+int pc_conn_accept(struct pc_conn_pool *p, uv_stream_t *server);
+/* Shutdown: close idle connections, let busy ones finish and close. */
+void pc_conn_shutdown_all(struct pc_conn_pool *p);
+/* Whether connections gave memory back since the last call (the server
+ * then returns free heap pages to the OS). */
+int pc_conn_take_trimmed(void);
 
-struct pc_resp {
-  int status;
-  const char *route;   /* for stats: route prefix, "" default */
-  char model[96];      /* for stats: the request's model, if known */
-  struct pc_usage usage; /* tokens of the entry served (HIT/STALE/COALESCED) */
-  int err_class;       /* enum pc_err_class or -1 */
-  int replay_miss;
-  const char *extra_headers; /* complete "Name: value\r\n" lines added to the head */
-  const char *cache; /* X-PromptCache-Status value, or NULL for none */
-  char key[PC_KEY_HEX_LEN + 1];
-  int head_sent;
-  int chunked;
-  int no_body; /* HEAD request or 1xx/204/304 status */
-  uint64_t bytes;
-  int64_t upstream_us;
-};
+struct pc_req *pc_conn_req(struct pc_conn *c);
+struct pc_conn_pool *pc_conn_pool(struct pc_conn *c);
+void *pc_conn_user(const struct pc_conn *c);
+void pc_conn_set_user(struct pc_conn *c, void *user);
+/* The connection will close after this response (the response head says so). */
+int pc_conn_will_close(const struct pc_conn *c);
+void pc_conn_close_after(struct pc_conn *c);
+/* Bytes queued for the client and not yet written. */
+size_t pc_conn_queued(const struct pc_conn *c);
 
-/* A cache entry the connection holds: a hit being replayed with pacing, or
- * an expired entry kept for stale-if-error. `block` owns the bytes. */
-struct pc_held {
-  char *block;
-  struct pc_entry e;
-  uint32_t next_chunk;
-  uint64_t start_ns;
-};
-
-struct pc_conn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  struct pc_worker *w;
-  llhttp_t parser;
-  enum pc_conn_state state;
-  pc_buf in;          /* received, not yet parsed */
-  int in_message;     /* a request has begun arriving */
-  int parse_error;    /* HTTP status to answer a parse failure with (400/413/431) */
-  int close_after;    /* close once the current response is written */
-  int read_stopped;
-  int peer_eof;       /* the client half-closed: answer, then close */
-  int trimmed;        /* idle and its request buffers already given back */
-  int in_dispatch;    /* inside conn_parse's dispatch: finish must not re-enter the parser */
-  int handles_open;   /* tcp + timer still to be closed */
-  size_t writes_pending;
-  struct pc_req req;
-  struct pc_resp resp;
-  struct pc_sub sub; /* our subscription to a flight */
-  struct pc_held replay; /* paced SSE replay in progress */
-  struct pc_held stale;  /* expired entry, served if upstream fails */
-  int swallow;           /* upstream failed and stale will be served: drop its bytes */
-  struct pc_conn *next, *prev;
-  uv_shutdown_t shutdown_req;
-};
-
-int pc_conn_accept(struct pc_worker *w, uv_stream_t *server);
 /* Queue bytes to the client. _own takes a malloc'd block (freed after the
  * write); `p`/`n` must lie inside it. */
 void pc_conn_write_own(struct pc_conn *c, char *block, const char *p, size_t n);
 void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n);
+/* Two blocks in one write (head + body); either block pointer may be NULL. */
+void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2);
 /* Write now what the socket takes (nothing if writes are queued, to keep
  * order); returns the number of bytes written. */
 size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2);
-/* Two blocks in one write (head + body); either block pointer may be NULL. */
-void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2);
-/* The response is complete: log it, then read the next request or close. */
+/* The response is complete: end it, then read the next request or close. */
 void pc_conn_finish(struct pc_conn *c);
-/* The response cannot be completed (upstream broke mid-body): close now so
- * the client sees a truncated response, never a wrong one. */
+/* The response cannot be completed (upstream broke mid-body, a write could
+ * not be queued): close now so the client sees a cut response, never a
+ * wrong one. */
 void pc_conn_abort(struct pc_conn *c);
-/* Call pc_respond_replay_step() after `ms` (paced replay). */
-void pc_conn_wait(struct pc_conn *c, uint64_t ms);
-/* Free a held entry. */
-void pc_held_release(struct pc_held *h);
-/* Header lookup by case-insensitive name; NULL if absent. */
-const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len);
-/* Shutdown: close idle connections, let busy ones finish and close. */
-void pc_conn_shutdown_all(struct pc_worker *w);
 
 #endif

@@ -1,23 +1,34 @@
 /* flight.h — one upstream exchange in progress and the clients waiting on
- * it. A flight owns everything the exchange needs (URL, headers, body), so a
- * client that disconnects does not cut the exchange short: it only leaves.
- * While the response arrives, the flight passes every byte to its
- * subscriber(s) and records it; on a complete 200 of a storable request it
- * writes the entry to the cache. */
+ * it (single flight). A flight owns everything the exchange needs (URL,
+ * headers, body), so a client that disconnects does not cut the exchange
+ * short: it only leaves. While the response arrives, the flight passes
+ * every byte to its subscriber(s) and records it; on a complete 200 of a
+ * storable request it writes the entry to the cache and keeps accepting
+ * identical requests until the entry is committed (after that they hit).
+ * Each event loop has its side of single flight (struct pc_flights);
+ * identical requests on other loops join through a registry shared by the
+ * process. */
 #ifndef PC_FLIGHT_H
 #define PC_FLIGHT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "buf.h"
+#include "config.h"
 #include "key.h"
+#include "sse.h"
+#include "stats.h"
 
-struct pc_worker;
 struct pc_flight;
+struct pc_flights;
+struct pc_upstream;
+struct pc_wport;
 struct curl_slist;
-
+struct pc_rsub;
 struct pc_sub;
+
 struct pc_sub_ops {
   /* Response head for the client: status and header lines already filtered
    * (no hop-by-hop, Content-Length or Content-Encoding). */
@@ -28,53 +39,56 @@ struct pc_sub_ops {
   void (*on_end)(struct pc_sub *s, int rc, int64_t upstream_us);
 };
 
-#include "stats.h"
-
-struct pc_rsub;
-
+/* A subscriber's handle, embedded in whoever subscribes. */
 struct pc_sub {
   const struct pc_sub_ops *ops;
-  struct pc_flight *flight;  /* a flight on our own loop */
-  struct pc_rsub *remote;    /* or a remote subscription to another loop's flight */
+  struct pc_flight *flight; /* a flight on our own loop */
+  struct pc_rsub *remote;   /* or a remote subscription to another loop's flight */
   struct pc_sub *next;
   int follower;          /* joined an exchange another request started */
   struct pc_usage usage; /* set before on_end: tokens of the response */
 };
 
-/* Where a stored stream must end (see sse.h); PC_SSE_NONE for plain JSON. */
-#include "sse.h"
-
+/* What a flight needs; pc_flight_start takes over the buffers and strings. */
 struct pc_flight_req {
   const char *method;
-  pc_buf url;                 /* taken over */
-  struct curl_slist *headers; /* taken over */
-  pc_buf body;                /* taken over */
-  int store;                  /* store a complete 200 in the cache */
-  int coalesce;               /* identical requests may join this exchange */
-  int stream;                 /* the request asked for a stream */
+  pc_buf url;
+  struct curl_slist *headers;
+  pc_buf body;
+  int store;                     /* store a complete 200 in the cache */
+  int coalesce;                  /* identical requests may join this exchange */
+  int stream;                    /* the request asked for a stream */
   enum pc_sse_terminal terminal; /* a stored stream must contain this event */
   struct pc_key key;
-  pc_buf material;            /* key material (canonical request), taken over when store */
-  char ns[256];
-  char route[256];
-  char path[1024];
-  char model[128];
+  pc_buf material; /* key material (canonical request), kept in the entry */
+  char *ns, *route, *path, *model; /* malloc'd (NULL = ""), for the entry */
   int64_t ttl_ms;
 };
 
-/* Start the exchange with `sub` as its first subscriber. If an identical
- * coalescable exchange is in flight (on any worker), `sub`
- * joins it instead and PC_EEXISTS is returned: the request's buffers are
- * still the caller's, as on any other error. On 0 the flight owns them, and
- * even a failure to start is reported through the sub's on_end. */
-int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub);
-/* The worker's loop was woken for its remote subscriptions: deliver. */
-void pc_flight_pull_remote(struct pc_worker *w);
+/* Free whatever of `req` was not taken over (safe on a zeroed req). */
+void pc_flight_req_free(struct pc_flight_req *req);
 
+/* One loop's side of single flight. `idle` runs on the loop whenever the
+ * last of its flights and remote subscriptions has ended (shutdown waits
+ * for it). */
+int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
+                      void (*idle)(void *ud), void *ud, struct pc_flights **out);
+/* Close the loop's handles (frees in their close callbacks); no flight may
+ * be alive. */
+void pc_flights_close(struct pc_flights *fl);
+/* Flights led by this loop or followed from it are still alive. */
+int pc_flights_busy(const struct pc_flights *fl);
+/* Abort every flight this loop leads (shutdown). */
+void pc_flights_abort_all(struct pc_flights *fl);
+
+/* Start the exchange with `sub` as its first subscriber. If an identical
+ * coalescable exchange is in flight (on any loop), `sub` joins it instead
+ * and PC_EEXISTS is returned: the request's buffers are still the caller's,
+ * as on any other error. On 0 the flight owns them, and even a failure to
+ * start is reported through the sub's on_end. */
+int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_sub *sub);
 /* The subscriber's client went away: no more callbacks to it. The exchange
  * goes on (its answer may still be stored). */
 void pc_flight_leave(struct pc_sub *sub);
-/* Abort every flight (shutdown). */
-void pc_flight_abort_all(struct pc_worker *w);
 
 #endif

@@ -22,7 +22,9 @@ struct pc_nearest {
   size_t n, total;
 };
 
-/* Search every entry whose route and path equal the request's. */
+/* Search every entry whose route and path equal the request's and whose
+ * namespace and credential fingerprint are the request's own (what the
+ * caller could have hit: another tenant's prompts are never shown). */
 int pc_nearest_find(pc_cache *c, const char *route, const char *path, const char *material, size_t mlen,
                     struct pc_nearest *out);
 void pc_nearest_free(struct pc_nearest *n);

@@ -1,11 +1,23 @@
-/* proxy.h — the request flow for one complete request:
- * route → canon → key → cache lookup → hit, or a flight to upstream.
- * Admin paths (/_promptcache/...) never reach upstream. */
+/* proxy.h — the request flow, as the server's application: for each
+ * complete request, route → controls → key → cache lookup → hit, or a
+ * flight to upstream; admin paths (/_promptcache/...) never reach upstream.
+ * The process-wide resources it serves from are opened by serve.c. */
 #ifndef PC_PROXY_H
 #define PC_PROXY_H
 
-struct pc_conn;
+#include "cache.h"
+#include "config.h"
+#include "server.h"
 
-void pc_proxy_handle(struct pc_conn *c);
+struct pc_writer;
+
+struct pc_proxy_ctx {
+  const struct pc_config *cfg;
+  pc_cache *cache;
+  struct pc_writer *writer;
+};
+
+/* The application table for pc_server_run; `ctx` must outlive the run. */
+void pc_proxy_app(const struct pc_proxy_ctx *ctx, struct pc_app *out);
 
 #endif

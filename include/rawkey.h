@@ -17,16 +17,29 @@
 #define PC_RAWKEY_MAX_IDENTITY (4 * 1024) /* bounds the memo to about 4096 × 8 KiB per loop */
 
 struct pc_rawkey; /* one per event loop */
-struct pc_conn;
-struct pc_route_match;
+
+/* Everything the key depends on, as raw bytes. `values` are the raw values
+ * of every request header the key reads (namespace, credentials, key
+ * headers), in a fixed order, NULL when absent: the caller lists them from
+ * the same tables the key uses (policy.h, key.h), so the two cannot drift. */
+struct pc_rawkey_in {
+  const char *route;
+  const char *method;
+  const char *target;
+  size_t target_len;
+  const char *const *values;
+  const size_t *lens;
+  size_t n_values;
+  const char *body;
+  size_t body_len;
+};
 
 struct pc_rawkey *pc_rawkey_create(void);
 void pc_rawkey_destroy(struct pc_rawkey *r);
 
-/* Everything the key depends on, as raw bytes: route, method, target,
- * namespace, credential and key headers, body. Returns 0 when the request
- * is small enough to memo. */
-int pc_rawkey_identity(const struct pc_conn *c, const struct pc_route_match *m, pc_buf *out);
+/* The raw identity of a request into `out`. Returns 0 when the request is
+ * small enough to memo (PC_ETOOBIG otherwise). */
+int pc_rawkey_identity(const struct pc_rawkey_in *in, pc_buf *out);
 
 /* A memo hit: the key, the canonical request (borrowed until the next
  * pc_rawkey_put) and the model. Returns 0 or PC_ENOTFOUND. */

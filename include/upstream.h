@@ -49,6 +49,11 @@ int pc_upstream_header(struct curl_slist **list, const char *name, size_t nlen, 
 /* Keep libcurl from sending its own default for this header. */
 int pc_upstream_header_suppress(struct curl_slist **list, const char *name);
 void pc_upstream_headers_free(struct curl_slist *list);
+/* Whether the response's end was marked by the protocol (HTTP/1.x:
+ * Content-Length or chunked; HTTP/2: always), not by a closed connection,
+ * which looks the same whether the body was complete or cut. Valid in
+ * on_done. */
+int pc_fetch_delimited(const struct pc_fetch *f);
 /* Microseconds the fetch has taken so far (or took). */
 int64_t pc_fetch_elapsed_us(const struct pc_fetch *f);
 

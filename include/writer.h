@@ -38,7 +38,7 @@ void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t 
                    void *ud);
 /* Queue a small record for the "meta" database (e.g. lifetime totals);
  * `val` is malloc'd and taken over. No completion callback. */
-void pc_writer_meta(struct pc_wport *p, const char *name, char *val, size_t len);
+void pc_writer_meta(struct pc_writer *w, const char *name, char *val, size_t len);
 /* Record a hit on `key` (batched; the access time is written later). */
 void pc_writer_touch(struct pc_wport *p, const uint8_t key[16]);
 

@@ -4,19 +4,17 @@
  * only, so a cache's contents are never exposed by accident. */
 #include "admin.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
 #include "config.h"
-#include "conn.h"
 #include "error.h"
 #include "json.h"
 #include "key.h"
 #include "purge.h"
-#include "respond.h"
-#include "server.h"
 #include "stats.h"
 
 extern const char pc_asset_dashboard[], pc_asset_dashboard_end[];
@@ -40,37 +38,38 @@ static int token_ok(const char *got, size_t n, const char *want) {
   return diff == 0;
 }
 
-static int authorized(struct pc_conn *c) {
-  const char *tok = c->w->cfg->admin_token;
+static int authorized(const struct pc_config *cfg, const struct pc_admin_req *rq) {
+  const char *tok = cfg->admin_token;
   if (!tok) return 1;
-  size_t n;
-  const char *h = pc_req_header(&c->req, "authorization", &n);
+  const char *h = rq->authorization;
+  size_t n = rq->auth_len;
   if (!h || n < 7 || strncasecmp(h, "Bearer ", 7)) return 0;
   return token_ok(h + 7, n - 7, tok);
 }
 
-static void send_buf(struct pc_conn *c, int status, const char *ctype, pc_buf *b, int rc) {
-  if (rc) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
-  else pc_respond_content(c, status, ctype, b->data ? b->data : "", b->len);
-  pc_buf_free(b);
+static void error(struct pc_admin_resp *o, int status, const char *code, const char *msg) {
+  o->status = status;
+  o->code = code;
+  snprintf(o->msg, sizeof o->msg, "%s", msg);
 }
 
-static void stats(struct pc_conn *c) {
-  pc_buf b;
-  pc_buf_init(&b, 64 << 20);
-  send_buf(c, 200, "application/json", &b, pc_stats_json(c->w->cache, &b));
+static void content(struct pc_admin_resp *o, int status, const char *ctype, const char *body, size_t len) {
+  o->status = status;
+  o->ctype = ctype;
+  o->body = body;
+  o->len = len;
 }
 
-static void metrics(struct pc_conn *c) {
-  pc_buf b;
-  pc_buf_init(&b, 64 << 20);
-  send_buf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, pc_stats_prometheus(c->w->cache, &b));
+/* A body built into o->buf (or the error that stopped it). */
+static void built(struct pc_admin_resp *o, const char *ctype, int rc) {
+  if (rc) error(o, 500, "internal_error", pc_strerror(rc));
+  else content(o, 200, ctype, o->buf.data ? o->buf.data : "", o->buf.len);
 }
 
-static void dashboard(struct pc_conn *c) {
+static void dashboard(struct pc_admin_resp *o) {
   /* the two symbols bracket one .incbin in assets.S */
   size_t n = (size_t)(pc_asset_dashboard_end - pc_asset_dashboard); // cppcheck-suppress comparePointers
-  pc_respond_content(c, 200, "text/html; charset=utf-8", pc_asset_dashboard, n);
+  content(o, 200, "text/html; charset=utf-8", pc_asset_dashboard, n);
 }
 
 /* Selector from a JSON body {"all":true} | {"key":..} | {"namespace":..} | {"older_than":"7d"}. */
@@ -90,70 +89,74 @@ static int purge_selector(const struct pc_json *r, struct pc_purge_sel *s, char 
   return 0;
 }
 
-static void purge(struct pc_conn *c) {
+static void purge(pc_cache *cache, const struct pc_admin_req *rq, struct pc_admin_resp *o) {
   struct pc_json_doc *doc = NULL;
   struct pc_purge_sel sel;
   char err[128];
   memset(&sel, 0, sizeof sel);
-  if (pc_json_parse(c->req.body.data ? c->req.body.data : "", c->req.body.len, &doc, NULL) ||
-      pc_json_root(doc)->type != PC_JSON_OBJECT) {
+  if (pc_json_parse(rq->body ? rq->body : "", rq->body_len, &doc, NULL) || pc_json_root(doc)->type != PC_JSON_OBJECT) {
     pc_json_free(doc);
-    pc_respond_error(c, 400, "bad_request", "purge needs a JSON object body, e.g. {\"namespace\":\"ci\"}");
+    error(o, 400, "bad_request", "purge needs a JSON object body, e.g. {\"namespace\":\"ci\"}");
     return;
   }
   if (purge_selector(pc_json_root(doc), &sel, err, sizeof err)) {
     pc_json_free(doc);
-    pc_respond_error(c, 400, "bad_request", err);
+    error(o, 400, "bad_request", err);
     return;
   }
   size_t n = 0;
-  int rc = pc_purge(c->w->cache, &sel, &n);
+  int rc = pc_purge(cache, &sel, &n);
   pc_json_free(doc);
-  if (rc) {
-    pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
-    return;
-  }
-  char body[64];
-  int len = snprintf(body, sizeof body, "{\"purged\":%zu}\n", n);
-  pc_respond_content(c, 200, "application/json", body, (size_t)len);
+  if (!rc) rc = pc_buf_printf(&o->buf, "{\"purged\":%zu}\n", n);
+  built(o, "application/json", rc);
 }
 
-static int is_get(const struct pc_conn *c) { return !strcmp(c->req.method, "GET") || !strcmp(c->req.method, "HEAD"); }
+static int is_get(const struct pc_admin_req *rq) { return !strcmp(rq->method, "GET") || !strcmp(rq->method, "HEAD"); }
 
-void pc_admin_handle(struct pc_conn *c) {
-  const char *t = c->req.target.data;
+int pc_admin_path(const char *t) {
+  return !strncmp(t, "/_promptcache/", 14) || !strcmp(t, "/_promptcache") || !strncmp(t, "/_promptcache?", 14);
+}
+
+void pc_admin_resp_free(struct pc_admin_resp *r) { pc_buf_free(&r->buf); }
+
+void pc_admin_handle(const struct pc_config *cfg, pc_cache *cache, const struct pc_admin_req *rq,
+                     struct pc_admin_resp *o) {
+  memset(o, 0, sizeof *o);
+  pc_buf_init(&o->buf, 64 << 20);
+  const char *t = rq->target;
   size_t plen = strcspn(t, "?");
   const char *name = t + 13; /* after "/_promptcache" */
   size_t nlen = plen > 13 ? plen - 13 : 0;
 #define IS(s) (nlen == sizeof(s) - 1 && !memcmp(name, s, nlen))
   if (IS("/health")) {
     static const char ok[] = "{\"status\":\"ok\"}\n";
-    pc_respond_content(c, 200, "application/json", ok, sizeof ok - 1);
+    content(o, 200, "application/json", ok, sizeof ok - 1);
     return;
   }
-  int get = is_get(c);
+  int get = is_get(rq);
   /* The dashboard page holds no data (it fetches /stats with the token the
    * user types in), and a browser cannot send a Bearer header when it opens
    * a page: so the page itself is served without the token. */
-  if ((IS("/") || IS("")) && get && c->w->cfg->admin_token) {
-    dashboard(c);
+  if ((IS("/") || IS("")) && get && cfg->admin_token) {
+    dashboard(o);
     return;
   }
-  if (!pc_admin_open(c->w->cfg)) {
-    pc_respond_error(c, 403, "forbidden", "admin endpoints are off: listening on a non-loopback address without --admin-token");
+  if (!pc_admin_open(cfg)) {
+    error(o, 403, "forbidden", "admin endpoints are off: listening on a non-loopback address without --admin-token");
     return;
   }
-  if (!authorized(c)) {
-    c->resp.extra_headers = "WWW-Authenticate: Bearer realm=\"promptcache\"\r\n";
-    pc_respond_error(c, 401, "unauthorized", "admin endpoints need Authorization: Bearer <--admin-token>");
+  if (!authorized(cfg, rq)) {
+    o->extra_headers = "WWW-Authenticate: Bearer realm=\"promptcache\"\r\n";
+    error(o, 401, "unauthorized", "admin endpoints need Authorization: Bearer <--admin-token>");
     return;
   }
-  if (IS("/stats") && get) stats(c);
-  else if (IS("/metrics") && get) metrics(c);
-  else if ((IS("/") || IS("")) && get) dashboard(c);
-  else if (IS("/purge") && !strcmp(c->req.method, "POST")) purge(c);
+  if (IS("/stats") && get) built(o, "application/json", pc_stats_json(cache, &o->buf));
+  else if (IS("/metrics") && get)
+    built(o, "text/plain; version=0.0.4; charset=utf-8", pc_stats_prometheus(cache, &o->buf));
+  else if ((IS("/") || IS("")) && get) dashboard(o);
+  else if (IS("/purge") && !strcmp(rq->method, "POST")) purge(cache, rq, o);
   else if (IS("/stats") || IS("/metrics") || IS("/") || IS("") || IS("/purge"))
-    pc_respond_error(c, 405, "method_not_allowed", "method not allowed on this admin endpoint");
-  else pc_respond_error(c, 404, "not_found", "no such admin endpoint");
+    error(o, 405, "method_not_allowed", "method not allowed on this admin endpoint");
+  else error(o, 404, "not_found", "no such admin endpoint");
 #undef IS
 }

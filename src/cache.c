@@ -20,6 +20,10 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <stdlib.h>
@@ -31,6 +35,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "log.h"
 
 #define KEY_LEN 16
 #define MIN_MAP_SIZE ((size_t)1 << 20)
@@ -44,6 +49,9 @@ struct pc_cache {
   MDB_dbi meta;
   MDB_dbi atime;
   int env_open;  /* mdb_env_open succeeded: sync and dbi close make sense */
+  int read_only; /* opened with pc_cache_open_ro */
+  atomic_int corrupt;     /* a read faulted on the map: the file is damaged */
+  atomic_int write_fault; /* ... inside a write txn, which is left open: no more writes */
   int dbis_open; /* entries and meta are valid handles */
 };
 
@@ -74,6 +82,9 @@ static int map_err(int m) {
   case MDB_BAD_VALSIZE: return PC_ETOOBIG; /* keys are fixed, so it is the value */
   case ENOMEM: return PC_ENOMEM;
   case EINVAL: return PC_EINVAL;
+  case EACCES:
+  case EPERM:
+  case EROFS: return PC_EREADONLY;
   case MDB_VERSION_MISMATCH: return PC_EVERSION;
   case MDB_INVALID:
   case MDB_CORRUPTED:
@@ -82,6 +93,83 @@ static int map_err(int m) {
   default: return PC_EIO; /* errno values, MDB_PANIC, MDB_READERS_FULL, ... */
   }
 }
+
+/* ---- the fault guard ------------------------------------------------ */
+
+/* LMDB trusts its file: a damaged page (a flipped bit in a page number or a
+ * node offset) makes it read wild addresses, and a page past the end of a
+ * truncated file is SIGBUS. So every public call that reads the map runs
+ * under a guard: SIGSEGV/SIGBUS raised while a thread's guard is armed jump
+ * back to it, the txn and cursor it had open are dropped, and the call
+ * returns PC_ECORRUPT. A fault with no guard armed is a bug like any other:
+ * the handler that was installed before ours (the default, or a
+ * sanitizer's) gets it. */
+static __thread sigjmp_buf *tls_jmp;
+static __thread MDB_txn *tls_open_txn;       /* begun inside the guarded call */
+static __thread int tls_open_write;          /* ... and it is a write txn */
+static __thread MDB_cursor *tls_open_cursor; /* opened inside it (read txns need an explicit close) */
+static struct sigaction old_segv, old_bus;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+  sigjmp_buf *g = tls_jmp;
+  if (g) {
+    tls_jmp = NULL;
+    siglongjmp(*g, sig);
+  }
+  /* not ours: hand it back; returning re-executes the faulting access */
+  sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
+}
+
+static void guard_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &old_segv);
+  sigaction(SIGBUS, &sa, &old_bus);
+}
+
+/* After a fault: a read txn is dropped (reading garbage changed nothing
+ * LMDB owns). A write txn cannot be: the fault may have left its dirty-page
+ * list half-updated, and aborting it could free what was never allocated.
+ * It is left as it is (LMDB's write lock with it), and this handle writes
+ * no more: every later write returns PC_ECORRUPT at once. */
+static int fault_recover(pc_cache *c) {
+  if (tls_open_cursor) mdb_cursor_close(tls_open_cursor);
+  tls_open_cursor = NULL;
+  if (tls_open_txn && !tls_open_write) mdb_txn_abort(tls_open_txn);
+  if (tls_open_txn && tls_open_write) atomic_store(&c->write_fault, 1);
+  tls_open_txn = NULL;
+  tls_open_write = 0;
+  if (tls_r.owner == c && tls_r.txn) mdb_txn_abort(tls_r.txn);
+  if (tls_r.owner == c) tls_r.txn = NULL;
+  if (!atomic_exchange(&c->corrupt, 1))
+    pc_log_warn("the database is damaged: a read of its file faulted; what touches the damaged pages fails (lookups miss, "
+                "stores are refused); run `promptcache verify`");
+  return PC_ECORRUPT;
+}
+
+static int writes_refused(pc_cache *c) { return atomic_load(&c->write_fault) ? PC_ECORRUPT : 0; }
+
+/* Evaluate `call` (an int expression) under the guard, from a function
+ * that returns its value. Nothing the call changed is used after a fault. */
+#define GUARDED(c, call)                                                                                             \
+  do {                                                                                                               \
+    sigjmp_buf jb_;                                                                                                  \
+    sigjmp_buf *volatile outer_ = tls_jmp;                                                                           \
+    if (sigsetjmp(jb_, 0)) {                                                                                         \
+      tls_jmp = outer_;                                                                                              \
+      return fault_recover(c);                                                                                       \
+    }                                                                                                                \
+    tls_jmp = &jb_;                                                                                                  \
+    int rc_ = (call);                                                                                                \
+    tls_jmp = outer_;                                                                                                \
+    return rc_;                                                                                                      \
+  } while (0)
+
+int pc_cache_corrupt(const pc_cache *c) { return atomic_load(&((pc_cache *)c)->corrupt); }
 
 /* ---- opening -------------------------------------------------------- */
 
@@ -122,29 +210,54 @@ static size_t map_size_for(size_t max_size) {
   return n + (psize - rem);
 }
 
-static int env_open(pc_cache *c, const char *path, size_t max_size, enum pc_cache_sync sync) {
+static int env_create(pc_cache *c, size_t max_size) {
+  int m = mdb_env_create(&c->env);
+  if (!m) m = mdb_env_set_maxdbs(c->env, MAX_DBS);
+  if (!m) m = mdb_env_set_maxreaders(c->env, MAX_READERS);
+  if (!m && max_size) m = mdb_env_set_mapsize(c->env, map_size_for(max_size));
+  return m;
+}
+
+static int env_open(pc_cache *c, const char *path, size_t max_size, enum pc_cache_sync sync, int ro) {
   /* MDB_NOTLS: read txns belong to the handle, not the thread. MDB_NORDAHEAD:
    * lookups are random, read-ahead only evicts useful pages. MDB_NOSYNC in
    * periodic mode: a committed txn is in the OS page cache, so a process crash
    * loses nothing; pc_cache_sync() bounds what an OS crash can lose. */
-  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (sync == PC_SYNC_PERIODIC ? MDB_NOSYNC : 0);
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (sync == PC_SYNC_PERIODIC ? MDB_NOSYNC : 0) | (ro ? MDB_RDONLY : 0);
   int dead = 0;
-  int m = mdb_env_create(&c->env);
-  if (m) goto out;
-  m = mdb_env_set_maxdbs(c->env, MAX_DBS);
-  if (m) goto out;
-  m = mdb_env_set_maxreaders(c->env, MAX_READERS);
-  if (m) goto out;
-  m = mdb_env_set_mapsize(c->env, map_size_for(max_size));
-  if (m) goto out;
-  m = mdb_env_open(c->env, path, flags, 0600);
+  int m = env_create(c, ro ? 0 : max_size);
+  if (!m) m = mdb_env_open(c->env, path, flags, 0600);
+  if (m == EACCES && ro) {
+    /* A database we may read but not lock (a read-only directory that is
+     * not a read-only mount, which LMDB handles itself): read it without
+     * the lock file; nobody can be writing where we cannot. */
+    mdb_env_close(c->env);
+    c->env = NULL;
+    m = env_create(c, 0);
+    if (!m) m = mdb_env_open(c->env, path, flags | MDB_NOLOCK, 0600);
+  }
   if (m) goto out;
   c->env_open = 1;
+  c->read_only = ro;
   /* Free reader slots left behind by crashed processes, or they would pin
    * old snapshots (and pages) forever. */
-  m = mdb_reader_check(c->env, &dead);
+  if (!ro) m = mdb_reader_check(c->env, &dead);
 out:
   return map_err(m);
+}
+
+/* Every page the database says it uses must be in the file: the map is
+ * larger than the file, and touching a page past its end is SIGBUS, not an
+ * error. So a truncated data.mdb is refused here, before any read. */
+static int check_size(pc_cache *c) {
+  MDB_envinfo info;
+  MDB_stat st;
+  int fd = -1;
+  struct stat fs;
+  if (mdb_env_info(c->env, &info) || mdb_env_stat(c->env, &st) || mdb_env_get_fd(c->env, &fd) || fstat(fd, &fs))
+    return PC_EIO;
+  if ((uint64_t)fs.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize) return PC_ECORRUPT;
+  return 0;
 }
 
 /* Adopt a map grown by another process. Only legal with no txn of ours
@@ -159,57 +272,84 @@ static int adopt_mapsize(pc_cache *c) {
   return mdb_env_set_mapsize(c->env, 0);
 }
 
-/* Begin a txn (raw LMDB code), adopting a grown map once if needed. */
+/* Begin a txn (raw LMDB code), adopting a grown map once if needed. The
+ * guard knows it (tls_open_txn) until it is committed or aborted. */
 static int txn_begin(pc_cache *c, unsigned flags, MDB_txn **txn) {
   int m = mdb_txn_begin(c->env, NULL, flags, txn);
-  if (m != MDB_MAP_RESIZED) return m;
-  m = adopt_mapsize(c);
-  if (m) return m;
-  return mdb_txn_begin(c->env, NULL, flags, txn);
+  if (m == MDB_MAP_RESIZED) {
+    m = adopt_mapsize(c);
+    if (!m) m = mdb_txn_begin(c->env, NULL, flags, txn);
+  }
+  if (!m) {
+    tls_open_txn = *txn;
+    tls_open_write = !(flags & MDB_RDONLY);
+  }
+  return m;
 }
 
 /* Commit (raw LMDB code). The txn is freed by LMDB whatever the outcome. */
 static int txn_commit(MDB_txn **txn) {
   int m = mdb_txn_commit(*txn);
   *txn = NULL;
+  tls_open_txn = NULL;
+  tls_open_write = 0;
   return m;
 }
 
 static void txn_abort(MDB_txn **txn) {
   if (*txn) mdb_txn_abort(*txn);
   *txn = NULL;
+  tls_open_txn = NULL;
+  tls_open_write = 0;
+}
+
+static int cursor_open(MDB_txn *txn, MDB_dbi dbi, MDB_cursor **cur) {
+  int m = mdb_cursor_open(txn, dbi, cur);
+  if (!m) tls_open_cursor = *cur;
+  return m;
+}
+
+static void cursor_close(MDB_cursor **cur) {
+  if (*cur) mdb_cursor_close(*cur);
+  *cur = NULL;
+  tls_open_cursor = NULL;
 }
 
 static int dbis_open(pc_cache *c) {
   MDB_txn *txn = NULL;
-  int m = txn_begin(c, 0, &txn);
+  unsigned create = c->read_only ? 0 : MDB_CREATE;
+  int m = txn_begin(c, c->read_only ? MDB_RDONLY : 0, &txn);
   if (m) goto out;
-  m = mdb_dbi_open(txn, "entries", MDB_CREATE, &c->entries);
+  m = mdb_dbi_open(txn, "entries", create, &c->entries);
   if (m) goto out;
-  m = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+  m = mdb_dbi_open(txn, "meta", create, &c->meta);
   if (m) goto out;
-  m = mdb_dbi_open(txn, "atime", MDB_CREATE, &c->atime);
+  m = mdb_dbi_open(txn, "atime", create, &c->atime);
   if (m) goto out;
   m = txn_commit(&txn);
   if (m) goto out;
   c->dbis_open = 1;
 out:
   txn_abort(&txn);
+  if (m == MDB_NOTFOUND) return PC_ECORRUPT; /* read-only and not a promptcache database */
   return map_err(m);
 }
 
-int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out) {
+static int open_env(const char *path, size_t max_size, enum pc_cache_sync sync, int ro, pc_cache **out) {
   pc_cache *c = NULL;
   int rc = PC_EINVAL;
 
   *out = NULL;
+  pthread_once(&guard_once, guard_install);
   if (path == NULL) goto out;
-  rc = mkdir_p(path);
+  rc = ro ? 0 : mkdir_p(path);
   if (rc) goto out;
   rc = PC_ENOMEM;
   c = calloc(1, sizeof *c);
   if (!c) goto out;
-  rc = env_open(c, path, max_size, sync);
+  rc = env_open(c, path, max_size, sync, ro);
+  if (rc) goto out;
+  rc = check_size(c);
   if (rc) goto out;
   rc = dbis_open(c);
   if (rc) goto out;
@@ -220,10 +360,16 @@ out:
   return rc;
 }
 
+int pc_cache_open(const char *path, size_t max_size, enum pc_cache_sync sync, pc_cache **out) {
+  return open_env(path, max_size, sync, 0, out);
+}
+
+int pc_cache_open_ro(const char *path, pc_cache **out) { return open_env(path, 0, PC_SYNC_PERIODIC, 1, out); }
+
 void pc_cache_close(pc_cache *c) {
   if (!c) return;
   pc_cache_thread_done(c); /* aborting a reset read txn just frees it */
-  if (c->env_open) (void)mdb_env_sync(c->env, 1);
+  if (c->env_open && !c->read_only && !atomic_load(&c->write_fault)) (void)mdb_env_sync(c->env, 1);
   if (c->dbis_open) {
     mdb_dbi_close(c->env, c->entries);
     mdb_dbi_close(c->env, c->meta);
@@ -267,7 +413,7 @@ static MDB_val key_val(const uint8_t key[KEY_LEN]) {
   return k;
 }
 
-int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out) {
+static int pc_cache_get_unguarded(pc_cache *c, const uint8_t key[16], pc_buf *out) {
   MDB_txn *txn;
   MDB_val k = key_val(key), v;
   int rc = rtxn_acquire(c, &txn);
@@ -283,7 +429,11 @@ out:
   return rc;
 }
 
-int pc_cache_get_ref(pc_cache *c, const uint8_t key[16], const void **p, size_t *n) {
+int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out) {
+  GUARDED(c, pc_cache_get_unguarded(c, key, out));
+}
+
+static int pc_cache_get_ref_unguarded(pc_cache *c, const uint8_t key[16], const void **p, size_t *n) {
   MDB_txn *txn;
   MDB_val k = key_val(key), v;
   int rc = rtxn_acquire(c, &txn);
@@ -296,6 +446,10 @@ int pc_cache_get_ref(pc_cache *c, const uint8_t key[16], const void **p, size_t 
   *p = v.mv_data;
   *n = v.mv_size;
   return 0;
+}
+
+int pc_cache_get_ref(pc_cache *c, const uint8_t key[16], const void **p, size_t *n) {
+  GUARDED(c, pc_cache_get_ref_unguarded(c, key, p, n));
 }
 
 void pc_cache_release(pc_cache *c) { rtxn_release(c); }
@@ -344,7 +498,7 @@ static int put_all(pc_cache *c, struct pc_cache_put_item *items, size_t n, uint6
   return m;
 }
 
-int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
+static int pc_cache_put_batch_unguarded(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
   uint64_t now = (uint64_t)pc_now_ms();
   int m = put_all(c, items, n, now);
   if (m == 0 || n == 1) {
@@ -360,7 +514,12 @@ int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
   return first;
 }
 
-int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n) {
+int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_put_batch_unguarded(c, items, n));
+}
+
+static int pc_cache_touch_batch_unguarded(pc_cache *c, const uint8_t *keys, size_t n) {
   uint64_t now = (uint64_t)pc_now_ms();
   MDB_txn *txn = NULL;
   int m = txn_begin(c, 0, &txn);
@@ -372,6 +531,11 @@ int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n) {
   if (!m) m = txn_commit(&txn);
   txn_abort(&txn);
   return map_err(m);
+}
+
+int pc_cache_touch_batch(pc_cache *c, const uint8_t *keys, size_t n) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_touch_batch_unguarded(c, keys, n));
 }
 
 struct victim {
@@ -394,7 +558,7 @@ static int collect_victims(pc_cache *c, struct victim **out, size_t *n) {
   *out = NULL;
   *n = 0;
   int m = txn_begin(c, MDB_RDONLY, &txn);
-  if (!m) m = mdb_cursor_open(txn, c->entries, &cur);
+  if (!m) m = cursor_open(txn, c->entries, &cur);
   for (int op = MDB_FIRST; !m && (m = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
     if (k.mv_size != KEY_LEN) continue;
     if (*n == cap) {
@@ -412,7 +576,7 @@ static int collect_victims(pc_cache *c, struct victim **out, size_t *n) {
     vi->size = v.mv_size + KEY_LEN + 64; /* rough per-entry overhead in pages */
   }
   if (m == MDB_NOTFOUND) m = 0;
-  if (cur) mdb_cursor_close(cur);
+  cursor_close(&cur);
   txn_abort(&txn);
   return m;
 }
@@ -462,7 +626,7 @@ static int del_victims(pc_cache *c, struct victim *v, size_t n, size_t *done) {
   return m;
 }
 
-int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
+static int pc_cache_evict_unguarded(pc_cache *c, size_t target_bytes, size_t *evicted) {
   size_t entries, bytes, n = 0, chosen = 0;
   struct victim *v = NULL;
   *evicted = 0;
@@ -477,7 +641,12 @@ int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
   return map_err(m);
 }
 
-int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len) {
+int pc_cache_evict(pc_cache *c, size_t target_bytes, size_t *evicted) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_evict_unguarded(c, target_bytes, evicted));
+}
+
+static int pc_cache_put_unguarded(pc_cache *c, const uint8_t key[16], const void *val, size_t len) {
   MDB_txn *txn = NULL;
   MDB_val k = key_val(key), v = {len, (void *)val};
   int m = txn_begin(c, 0, &txn);
@@ -494,7 +663,12 @@ out:
   return map_err(m);
 }
 
-int pc_cache_del(pc_cache *c, const uint8_t key[16]) {
+int pc_cache_put(pc_cache *c, const uint8_t key[16], const void *val, size_t len) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_put_unguarded(c, key, val, len));
+}
+
+static int pc_cache_del_unguarded(pc_cache *c, const uint8_t key[16]) {
   MDB_txn *txn = NULL;
   int m = txn_begin(c, 0, &txn);
   if (m) goto out;
@@ -506,7 +680,12 @@ out:
   return map_err(m);
 }
 
-int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *deleted) {
+int pc_cache_del(pc_cache *c, const uint8_t key[16]) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_del_unguarded(c, key));
+}
+
+static int pc_cache_del_many_unguarded(pc_cache *c, const uint8_t *keys, size_t n, size_t *deleted) {
   MDB_txn *txn = NULL;
   size_t done = 0;
   int m = txn_begin(c, 0, &txn);
@@ -521,9 +700,14 @@ int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *delete
   return map_err(m);
 }
 
+int pc_cache_del_many(pc_cache *c, const uint8_t *keys, size_t n, size_t *deleted) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_del_many_unguarded(c, keys, n, deleted));
+}
+
 /* ---- small named records in "meta" ---------------------------------- */
 
-int pc_cache_meta_get(pc_cache *c, const char *name, pc_buf *out) {
+static int pc_cache_meta_get_unguarded(pc_cache *c, const char *name, pc_buf *out) {
   MDB_txn *txn;
   MDB_val k = {strlen(name), (void *)name}, v;
   int rc = rtxn_acquire(c, &txn);
@@ -537,7 +721,11 @@ int pc_cache_meta_get(pc_cache *c, const char *name, pc_buf *out) {
   return rc;
 }
 
-int pc_cache_meta_put(pc_cache *c, const char *name, const void *val, size_t len) {
+int pc_cache_meta_get(pc_cache *c, const char *name, pc_buf *out) {
+  GUARDED(c, pc_cache_meta_get_unguarded(c, name, out));
+}
+
+static int pc_cache_meta_put_unguarded(pc_cache *c, const char *name, const void *val, size_t len) {
   MDB_txn *txn = NULL;
   MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)val};
   int m = txn_begin(c, 0, &txn);
@@ -548,6 +736,11 @@ int pc_cache_meta_put(pc_cache *c, const char *name, const void *val, size_t len
 out:
   txn_abort(&txn);
   return map_err(m);
+}
+
+int pc_cache_meta_put(pc_cache *c, const char *name, const void *val, size_t len) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_meta_put_unguarded(c, name, val, len));
 }
 
 /* ---- the secret ----------------------------------------------------- */
@@ -599,7 +792,7 @@ out:
   return rc;
 }
 
-int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
+static int pc_cache_secret_unguarded(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
   MDB_txn *txn;
   int rc = rtxn_acquire(c, &txn);
   if (rc) goto out;
@@ -608,6 +801,10 @@ int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
   if (rc == PC_ENOTFOUND) rc = secret_create(c, out);
 out:
   return rc;
+}
+
+int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
+  GUARDED(c, pc_cache_secret_unguarded(c, out));
 }
 
 /* ---- walking and counting ------------------------------------------- */
@@ -631,18 +828,22 @@ static int walk(MDB_cursor *cur, pc_cache_iter_fn fn, void *ud) {
  * walk, which is why callbacks should be quick (and must not re-enter the
  * cache: a put that adopted a grown map would unmap the pages under the
  * cursor). */
-int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
+static int pc_cache_iterate_unguarded(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
   MDB_txn *txn = NULL;
   MDB_cursor *cur = NULL;
   int rc = map_err(txn_begin(c, MDB_RDONLY, &txn));
   if (rc) goto out;
-  rc = map_err(mdb_cursor_open(txn, c->entries, &cur));
+  rc = map_err(cursor_open(txn, c->entries, &cur));
   if (rc) goto out;
   rc = walk(cur, fn, ud);
 out:
-  if (cur) mdb_cursor_close(cur);
+  cursor_close(&cur);
   txn_abort(&txn);
   return rc;
+}
+
+int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
+  GUARDED(c, pc_cache_iterate_unguarded(c, fn, ud));
 }
 
 static size_t pages_of(const MDB_stat *s) {
@@ -653,7 +854,7 @@ static size_t pages_of(const MDB_stat *s) {
  * the file's high-water mark (mdb_env_info's me_last_pgno), which never
  * shrinks; it excludes LMDB's free list and main DB (a few pages). It can
  * fall when entries are deleted, which is what eviction needs to watch. */
-int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes) {
+static int pc_cache_count_unguarded(pc_cache *c, size_t *entries, size_t *bytes) {
   MDB_txn *txn;
   MDB_stat se, sm, sa;
   int rc = rtxn_acquire(c, &txn);
@@ -667,4 +868,8 @@ int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes) {
   *bytes = (pages_of(&se) + pages_of(&sm) + pages_of(&sa)) * se.ms_psize;
 out:
   return rc;
+}
+
+int pc_cache_count(pc_cache *c, size_t *entries, size_t *bytes) {
+  GUARDED(c, pc_cache_count_unguarded(c, entries, bytes));
 }

@@ -200,10 +200,14 @@ static int db_exists(const char *path) {
   return n > 0 && (size_t)n < sizeof data && !stat(data, &st) && S_ISREG(st.st_mode);
 }
 
-/* Open the database; read-only commands (create == 0) refuse a missing one.
- * Returns 0 or the exit status. The map size never shrinks what another
- * process set: LMDB keeps the larger of the file's size and ours. */
-static int open_db(const struct cli *c, int create, pc_cache **out) {
+enum db_access { DB_READ, DB_WRITE, DB_CREATE };
+
+/* Open the database: DB_READ read-only (works on a read-only mount or
+ * directory), DB_WRITE an existing one for writing, DB_CREATE creating it
+ * if missing. Returns 0 or the exit status. The map size never shrinks
+ * what another process set: LMDB keeps the larger of the file's size and
+ * ours. */
+static int open_db(const struct cli *c, enum db_access access, pc_cache **out) {
   const char *path = db_path(c), *ms = getenv("PROMPTCACHE_MAX_SIZE");
   size_t max_size = DEFAULT_MAX_SIZE;
   *out = NULL;
@@ -211,11 +215,16 @@ static int open_db(const struct cli *c, int create, pc_cache **out) {
     fail_line(c, "invalid PROMPTCACHE_MAX_SIZE '%s'", ms);
     return 2;
   }
-  if (!create && !db_exists(path)) {
+  if (access != DB_CREATE && !db_exists(path)) {
     fail_line(c, "no database at '%s' (give --db PATH or set PROMPTCACHE_DB)", path);
     return 2;
   }
-  int rc = pc_cache_open(path, max_size, PC_SYNC_PERIODIC, out);
+  int rc = access == DB_READ ? pc_cache_open_ro(path, out) : pc_cache_open(path, max_size, PC_SYNC_PERIODIC, out);
+  if (rc == PC_ECORRUPT) {
+    fail_line(c, "cannot open database '%s': it is corrupt or truncated (restore it, or move it away and start empty)",
+              path);
+    return 1;
+  }
   if (rc) {
     fail_line(c, "cannot open database '%s': %s", path, pc_strerror(rc));
     return 2;
@@ -472,7 +481,7 @@ int pc_cli_stats(int argc, char **argv) {
   if (st) return st < 0 ? 0 : st;
   memset(&w, 0, sizeof w);
   w.now = pc_now_ms();
-  st = open_db(&c, 0, &db);
+  st = open_db(&c, DB_READ, &db);
   if (st) goto out;
   int rc = pc_cache_count(db, &entries, &bytes);
   if (!rc) rc = pc_cache_iterate(db, stats_one, &w);
@@ -536,7 +545,7 @@ int pc_cli_export(int argc, char **argv) {
   char err[1024] = "";
   int st = parse_args(&c, &CMD_EXPORT, argc, argv);
   if (st) return st < 0 ? 0 : st;
-  st = open_db(&c, 0, &db);
+  st = open_db(&c, DB_READ, &db);
   if (st) goto out;
   struct pc_export_opts o = {c.val[O_NS], c.val[O_ALLOW_SECRETS] != NULL};
   int rc = c.val[O_OUT] ? export_to_file(&c, db, &o, err, sizeof err) : pc_export(db, &o, stdout, err, sizeof err);
@@ -566,7 +575,7 @@ int pc_cli_import(int argc, char **argv) {
       return 2;
     }
   }
-  st = open_db(&c, 1, &db);
+  st = open_db(&c, DB_CREATE, &db);
   for (int i = 0; !st && i < c.n_pos; i++) {
     size_t n = 0;
     int rc = pc_import_file(db, c.pos[i], &n, err, sizeof err);
@@ -621,7 +630,7 @@ int pc_cli_purge(int argc, char **argv) {
   int st = parse_args(&c, &CMD_PURGE, argc, argv);
   if (st) return st < 0 ? 0 : st;
   st = purge_selector(&c, &sel);
-  if (!st) st = open_db(&c, 0, &db);
+  if (!st) st = open_db(&c, DB_WRITE, &db);
   if (st) goto out;
   int rc = pc_purge(db, &sel, &n);
   if (rc) {
@@ -763,7 +772,7 @@ int pc_cli_inspect(int argc, char **argv) {
     fail_line(&c, "invalid KEY '%s': expected 32 hex digits", c.pos[0]);
     return 2;
   }
-  st = open_db(&c, 0, &db);
+  st = open_db(&c, DB_READ, &db);
   if (st) goto out;
   int rc = pc_cache_get(db, k.b, &val);
   if (!rc) rc = pc_entry_decode(val.data, val.len, 1, &e);
@@ -831,7 +840,7 @@ int pc_cli_verify(int argc, char **argv) {
   pc_buf_init(&w.report, REPORT_MAX);
   int st = parse_args(&c, &CMD_VERIFY, argc, argv);
   if (st) return st < 0 ? 0 : st;
-  st = open_db(&c, 0, &db);
+  st = open_db(&c, DB_READ, &db);
   if (st) goto out;
   int rc = pc_cache_iterate(db, verify_one, &w);
   if (w.report.len) fwrite(w.report.data, 1, w.report.len, stdout);

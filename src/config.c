@@ -201,6 +201,12 @@ static int opt_max_body(struct pc_config *c, const char *v, char *err, size_t er
   return size_opt("--max-body", v, &c->max_body, err, errlen);
 }
 
+static int opt_max_buffered(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = size_opt("--max-buffered", v, &c->max_buffered, err, errlen);
+  if (!rc && c->max_buffered == 0) return fail(err, errlen, "invalid --max-buffered '%s': must be positive", v);
+  return rc;
+}
+
 static int opt_mode(struct pc_config *c, const char *v, char *err, size_t errlen) {
   static const char *const names[] = {"readwrite", "readonly", "record", "replay", "off"};
   for (int i = 0; i < 5; i++)
@@ -333,6 +339,7 @@ static const struct opt opts[] = {
     {"ignore-field", 1, 1, opt_ignore_field},
     {"cache-path", 1, 1, opt_cache_path},
     {"max-body", 1, 0, opt_max_body},
+    {"max-buffered", 1, 0, opt_max_buffered},
     {"upstream-timeout", 1, 0, opt_upstream_timeout},
     {"client-timeout", 1, 0, opt_client_timeout},
     {"idle-timeout", 1, 0, opt_idle_timeout},
@@ -439,7 +446,7 @@ static int apply_flags(struct pc_config *c, int argc, char **argv, int *scope_se
   return 0;
 }
 
-static int finish(struct pc_config *c, int scope_set) {
+static int finish(struct pc_config *c, int scope_set, char *err, size_t errlen) {
   int rc = 0;
   if (c->n_listen == 0) {
     snprintf(c->listen[0].host, sizeof c->listen[0].host, "127.0.0.1");
@@ -451,6 +458,8 @@ static int finish(struct pc_config *c, int scope_set) {
   size_t n_default = c->cache_paths.n ? 0 : sizeof default_cache_paths / sizeof *default_cache_paths;
   for (size_t i = 0; !rc && i < n_default; i++) rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
   if (!scope_set && (c->mode == PC_MODE_RECORD || c->mode == PC_MODE_REPLAY)) c->key_scope = PC_SCOPE_SHARED;
+  if (!rc && c->max_buffered && c->max_buffered < c->max_body)
+    return fail(err, errlen, "invalid --max-buffered: it must hold at least one body of --max-body");
   return rc;
 }
 
@@ -461,7 +470,7 @@ int pc_config_parse(struct pc_config *c, int argc, char **argv, char *err, size_
   int rc = apply_env(c, &scope_set, err, errlen);
   if (!rc) rc = apply_flags(c, argc, argv, &scope_set, err, errlen);
   if (rc == 1) return 1;
-  if (!rc) rc = finish(c, scope_set);
+  if (!rc) rc = finish(c, scope_set, err, errlen);
   if (rc && !err[0]) snprintf(err, errlen, "configuration error: %s", pc_strerror(rc));
   return rc;
 }
@@ -507,6 +516,8 @@ void pc_config_usage(void *file) {
         "  --ignore-field POINTER    repeatable JSON pointer dropped from the key, e.g. /user\n"
         "  --cache-path GLOB         repeatable; replaces the default cacheable path list\n"
         "  --max-body SIZE           larger request bodies get 413 [32MiB]\n"
+        "  --max-buffered SIZE       request bytes all connections may buffer at once; past it 503\n"
+        "                            [256MiB, or 2x --max-body if larger]\n"
         "  --upstream-timeout DUR    whole upstream exchange [600s]; connect timeout 10s\n"
         "  --client-timeout DUR      a request must arrive whole within this [30s]\n"
         "  --idle-timeout DUR        idle keep-alive connections are closed after this [60s]\n"

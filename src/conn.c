@@ -1,291 +1,149 @@
-/* conn.c — one client connection. Bytes are accumulated in `in` and fed to
- * llhttp; on a complete request the parser pauses (pipelined bytes wait in
- * `in`) and proxy.c takes over; pc_conn_finish() resumes parsing for the next
- * request. Limits: 64 KiB of request line + headers (431), --max-body (413),
- * malformed input (400, then close), a whole request within
- * --client-timeout (408), idle keep-alive within --idle-timeout.
- * Memory: the conn is freed only after both of its handles are closed. */
+/* conn.c — one client connection (see conn.h). Bytes are accumulated in
+ * `in` and fed to the request parser; on a complete request the parser
+ * pauses (pipelined bytes wait in `in`) and the user's ops->request takes
+ * over; pc_conn_finish() resumes parsing for the next request.
+ * What must stay true:
+ *  - the state changes only in conn_set_state(), and each state has one
+ *    meaning (see enum conn_state);
+ *  - ops->end runs exactly once per request (or reject), before the
+ *    connection is reused or closed, and ops->closed once per connection;
+ *  - the conn is freed only after both of its handles are closed. */
 #include "conn.h"
 
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "config.h"
 #include "error.h"
-#include "log.h"
-#include "proxy.h"
-#include "respond.h"
-#include "server.h"
 
-#define PC_READ_MAX (256 * 1024)    /* unparsed input kept beyond one request */
-#define PC_LINGER_MS 2000           /* after an error response, discard input this long */
-#define PC_TRIM_MS 1000             /* idle this long: give request buffers back */
+#define PC_READ_MAX (256 * 1024) /* unparsed input kept beyond one request */
+#define PC_LINGER_MS 2000        /* after an error response, discard input this long */
+#define PC_TRIM_MS 1000          /* idle this long: give request buffers back */
+
+/* The states, listed once; conn_set_state() is the only writer. */
+enum conn_state {
+  CONN_READING,  /* waiting for, or receiving, a request */
+  CONN_WORKING,  /* a request was handed to the user; its response is being produced */
+  CONN_BLOCKED,  /* between requests, waiting for queued output to drain before parsing the next */
+  CONN_DRAINING, /* final response queued; write side shut, discarding input until close */
+  CONN_CLOSED    /* uv_close called; freed in the close callbacks */
+};
+
+struct pc_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  struct pc_conn_pool *pool;
+  struct pc_http http;
+  struct pc_req req;
+  enum conn_state state;
+  pc_buf in;           /* received, not yet parsed */
+  int request_open;    /* ops->request or ->reject ran and ops->end has not */
+  int close_after;     /* close once the current response is written */
+  int read_stopped;
+  int peer_eof;        /* the client half-closed: answer, then close */
+  int trimmed;         /* idle and its request buffers already given back */
+  int in_dispatch;     /* inside conn_parse's dispatch: finish must not re-enter the parser */
+  int handles_open;    /* tcp + timer still to be closed */
+  size_t writes_pending;
+  size_t accounted;    /* bytes of this conn counted in the process-wide body budget */
+  void *user;
+  struct pc_conn *next, *prev;
+  uv_shutdown_t shutdown_req;
+};
 
 struct wreq {
   uv_write_t w;
   char *block[2];
 };
 
-static llhttp_settings_t settings;
+static atomic_size_t buffered;  /* request bytes held by all connections (the body budget) */
+static atomic_int trimmed_flag; /* connections gave memory back: the server may trim the heap */
+
 static void conn_close(struct pc_conn *c);
 static void conn_arm_timer(struct pc_conn *c);
-static void timer_cb(uv_timer_t *t);
 static void conn_parse(struct pc_conn *c);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
-static struct pc_conn *from_parser(llhttp_t *p) { return p->data; }
+static void conn_set_state(struct pc_conn *c, enum conn_state s) { c->state = s; }
 
-static void conn_set_state(struct pc_conn *c, enum pc_conn_state s) { c->state = s; }
+int pc_conn_take_trimmed(void) { return atomic_exchange_explicit(&trimmed_flag, 0, memory_order_relaxed); }
 
-/* ---- request assembly (llhttp callbacks) ---- */
+struct pc_req *pc_conn_req(struct pc_conn *c) { return &c->req; }
+struct pc_conn_pool *pc_conn_pool(struct pc_conn *c) { return c->pool; }
+void *pc_conn_user(const struct pc_conn *c) { return c->user; }
+void pc_conn_set_user(struct pc_conn *c, void *user) { c->user = user; }
+int pc_conn_will_close(const struct pc_conn *c) { return c->close_after; }
+void pc_conn_close_after(struct pc_conn *c) { c->close_after = 1; }
+size_t pc_conn_queued(const struct pc_conn *c) { return c->tcp.write_queue_size; }
 
-static int count_header_bytes(struct pc_conn *c, size_t n) {
-  c->req.header_bytes += n;
-  if (c->req.header_bytes > PC_MAX_HEADER_BYTES) {
-    c->parse_error = 431;
-    return -1;
+/* ---- the body budget ---- */
+
+/* Re-count this connection's buffers in the process-wide total; returns
+ * whether the total is over the budget while this connection grew. */
+static int account(struct pc_conn *c) {
+  size_t now = c->in.cap + c->req.body.cap;
+  size_t before = c->accounted;
+  c->accounted = now;
+  if (now >= before) {
+    size_t total = atomic_fetch_add_explicit(&buffered, now - before, memory_order_relaxed) + (now - before);
+    return now > before && total > c->pool->body_budget;
   }
+  atomic_fetch_sub_explicit(&buffered, before - now, memory_order_relaxed);
   return 0;
 }
 
-static int cb_message_begin(llhttp_t *p) {
-  struct pc_conn *c = from_parser(p);
-  c->in_message = 1;
-  c->trimmed = 0;
-  c->req.start_ns = uv_hrtime();
-  conn_arm_timer(c); /* once per request: slow trickling cannot extend it */
-  return 0;
-}
+/* ---- timers ---- */
 
-static int cb_url(llhttp_t *p, const char *at, size_t n) {
-  struct pc_conn *c = from_parser(p);
-  if (count_header_bytes(c, n)) return -1;
-  return pc_buf_append(&c->req.target, at, n) ? -1 : 0;
-}
-
-/* Make slot nh exist (zeroed); the array starts small so that idle
- * connections stay cheap. */
-static int header_slot(struct pc_req *r) {
-  if (r->nh < r->h_cap) return 0;
-  size_t cap = r->h_cap ? r->h_cap * 2 : 16;
-  if (cap > PC_MAX_HEADERS) cap = PC_MAX_HEADERS;
-  struct pc_header *h = realloc(r->h, cap * sizeof *h);
-  if (!h) return PC_ENOMEM;
-  memset(h + r->h_cap, 0, (cap - r->h_cap) * sizeof *h);
-  r->h = h;
-  r->h_cap = cap;
-  return 0;
-}
-
-static int cb_header_field(llhttp_t *p, const char *at, size_t n) {
-  struct pc_conn *c = from_parser(p);
-  struct pc_req *r = &c->req;
-  if (count_header_bytes(c, n)) return -1;
-  if (r->nh >= PC_MAX_HEADERS) {
-    c->parse_error = 431;
-    return -1;
-  }
-  if (header_slot(r)) return -1;
-  struct pc_header *h = &r->h[r->nh];
-  if (h->nlen == 0 && h->name == 0) h->name = (uint32_t)r->hbuf.len;
-  h->nlen += (uint32_t)n;
-  return pc_buf_append(&r->hbuf, at, n) ? -1 : 0;
-}
-
-static int cb_header_field_complete(llhttp_t *p) {
-  struct pc_conn *c = from_parser(p);
-  struct pc_header *h = &c->req.h[c->req.nh];
-  if (pc_buf_putc(&c->req.hbuf, '\0')) return -1;
-  h->value = (uint32_t)c->req.hbuf.len;
-  h->vlen = 0;
-  return 0;
-}
-
-static int cb_header_value(llhttp_t *p, const char *at, size_t n) {
-  struct pc_conn *c = from_parser(p);
-  if (count_header_bytes(c, n)) return -1;
-  c->req.h[c->req.nh].vlen += (uint32_t)n;
-  return pc_buf_append(&c->req.hbuf, at, n) ? -1 : 0;
-}
-
-static int cb_header_value_complete(llhttp_t *p) {
-  struct pc_conn *c = from_parser(p);
-  struct pc_req *r = &c->req;
-  if (pc_buf_putc(&r->hbuf, '\0')) return -1;
-  /* trim trailing whitespace of the value (llhttp strips the leading part) */
-  struct pc_header *h = &r->h[r->nh];
-  while (h->vlen && (r->hbuf.data[h->value + h->vlen - 1] == ' ' || r->hbuf.data[h->value + h->vlen - 1] == '\t'))
-    r->hbuf.data[h->value + --h->vlen] = '\0';
-  r->nh++;
-  if (r->nh < r->h_cap) memset(&r->h[r->nh], 0, sizeof r->h[0]);
-  return 0;
-}
-
-static void write_continue(struct pc_conn *c) {
-  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-  pc_conn_write_copy(c, cont, sizeof cont - 1);
-}
-
-static int cb_headers_complete(llhttp_t *p) {
-  struct pc_conn *c = from_parser(p);
-  struct pc_req *r = &c->req;
-  const struct pc_config *cfg = c->w->cfg;
-  const char *mname = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
-  size_t ml = strlen(mname);
-  if (ml >= sizeof r->method) ml = sizeof r->method - 1;
-  memcpy(r->method, mname, ml);
-  r->method[ml] = '\0';
-  r->http_minor = llhttp_get_http_minor(p);
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body) {
-    c->parse_error = 413;
-    return -1;
-  }
-  if (llhttp_get_method(p) == HTTP_CONNECT) {
-    c->parse_error = 405;
-    return -1;
-  }
-  size_t n;
-  const char *exp = pc_req_header(r, "expect", &n);
-  if (exp && n == 12 && !strncasecmp(exp, "100-continue", 12) && r->http_minor >= 1) {
-    r->expect_continue = 1;
-    write_continue(c);
-  }
-  return 0;
-}
-
-static int cb_body(llhttp_t *p, const char *at, size_t n) {
-  struct pc_conn *c = from_parser(p);
-  if (pc_buf_append(&c->req.body, at, n)) {
-    c->parse_error = 413;
-    return -1;
-  }
-  return 0;
-}
-
-static int cb_message_complete(llhttp_t *p) {
-  struct pc_conn *c = from_parser(p);
-  c->req.keep_alive = llhttp_should_keep_alive(p);
-  return HPE_PAUSED;
-}
-
-static void init_settings(void) {
-  if (settings.on_message_complete) return;
-  llhttp_settings_init(&settings);
-  settings.on_message_begin = cb_message_begin;
-  settings.on_url = cb_url;
-  settings.on_header_field = cb_header_field;
-  settings.on_header_field_complete = cb_header_field_complete;
-  settings.on_header_value = cb_header_value;
-  settings.on_header_value_complete = cb_header_value_complete;
-  settings.on_headers_complete = cb_headers_complete;
-  settings.on_body = cb_body;
-  settings.on_message_complete = cb_message_complete;
-}
-
-const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len) {
-  size_t nl = strlen(name);
-  for (size_t i = 0; i < r->nh; i++) {
-    const struct pc_header *h = &r->h[i];
-    if (h->nlen == nl && !strncasecmp(r->hbuf.data + h->name, name, nl)) {
-      if (len) *len = h->vlen;
-      return r->hbuf.data + h->value;
-    }
-  }
-  return NULL;
-}
-
-/* ---- request / response lifecycle ---- */
-
-void pc_held_release(struct pc_held *h) {
-  free(h->block);
-  memset(h, 0, sizeof *h);
-}
-
-void pc_conn_wait(struct pc_conn *c, uint64_t ms) { uv_timer_start(&c->timer, timer_cb, ms, 0); }
-
-static void req_reset(struct pc_conn *c) {
-  struct pc_req *r = &c->req;
-  pc_held_release(&c->replay);
-  pc_held_release(&c->stale);
-  c->swallow = 0;
-  pc_buf_reset(&r->target);
-  pc_buf_reset(&r->hbuf);
-  pc_buf_reset(&r->body);
-  /* keep small buffers for the next request, not big ones' memory */
-  if (r->body.cap > (64u << 10)) pc_buf_free(&r->body);
-  if (r->hbuf.cap > (8u << 10)) pc_buf_free(&r->hbuf);
-  if (r->target.cap > (8u << 10)) pc_buf_free(&r->target);
-  if (c->in.len == 0 && c->in.cap > (64u << 10)) pc_buf_free(&c->in);
-
-  r->nh = 0;
-  if (r->h_cap > 32) { /* an unusual request: do not keep its header array */
-    free(r->h);
-    r->h = NULL;
-    r->h_cap = 0;
-  }
-  if (r->h) memset(&r->h[0], 0, sizeof r->h[0]);
-  r->header_bytes = 0;
-  r->keep_alive = 0;
-  r->expect_continue = 0;
-  r->method[0] = '\0';
-  memset(&c->resp, 0, sizeof c->resp);
-  c->resp.upstream_us = -1;
-  c->resp.err_class = -1;
-  c->resp.route = "";
-  c->in_message = 0;
+/* An idle connection first waits trim_ms (then gives its request buffers
+ * back: a busy keep-alive connection keeps reusing them, thousands of idle
+ * ones cost little), then the rest of the idle timeout. */
+static uint64_t trim_ms(const struct pc_conn_pool *p) {
+  return p->idle_timeout_ms / 2 < PC_TRIM_MS ? p->idle_timeout_ms / 2 : PC_TRIM_MS;
 }
 
 static void timer_cb(uv_timer_t *t);
+
+/* The client timeout runs from a request's first byte, the idle timeout
+ * from the end of the last response: neither is extended by trickling bytes
+ * (bare CRLFs between requests begin no request and re-arm nothing). */
+static void conn_arm_timer(struct pc_conn *c) {
+  const struct pc_conn_pool *p = c->pool;
+  if (c->state == CONN_READING && c->http.in_message) uv_timer_start(&c->timer, timer_cb, p->client_timeout_ms, 0);
+  else if (c->state == CONN_READING && !c->trimmed) uv_timer_start(&c->timer, timer_cb, trim_ms(p), 0);
+  else if (c->state == CONN_READING) uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms - trim_ms(p), 0);
+  else if (c->state == CONN_DRAINING) uv_timer_start(&c->timer, timer_cb, PC_LINGER_MS, 0);
+  else if (c->state == CONN_BLOCKED) uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms, 0); /* it never reads */
+  else uv_timer_stop(&c->timer);
+}
 
 /* Nothing is pending: give the request buffers back, so that thousands of
  * idle keep-alive connections cost little more than their struct. */
 static void release_idle(struct pc_conn *c) {
-  if (c->in.cap || c->req.target.cap || c->req.hbuf.cap || c->req.body.cap || c->req.h) pc_server_note_trim();
+  int any = c->in.cap != 0;
   pc_buf_free(&c->in);
-  pc_buf_free(&c->req.target);
-  pc_buf_free(&c->req.hbuf);
-  pc_buf_free(&c->req.body);
-  free(c->req.h);
-  c->req.h = NULL;
-  c->req.h_cap = 0;
+  if (pc_req_release(&c->req) || any) atomic_store_explicit(&trimmed_flag, 1, memory_order_relaxed);
+  account(c);
 }
 
-/* Idle timeout between requests, client timeout while one arrives. */
-/* An idle connection first waits trim_ms (then gives its request buffers
- * back: a busy keep-alive connection keeps reusing them, thousands of idle
- * ones cost little), then the rest of --idle-timeout. */
-static uint64_t trim_ms(const struct pc_config *cfg) {
-  return cfg->idle_timeout_ms / 2 < PC_TRIM_MS ? (uint64_t)cfg->idle_timeout_ms / 2 : PC_TRIM_MS;
-}
-
-static void conn_arm_timer(struct pc_conn *c) {
-  const struct pc_config *cfg = c->w->cfg;
-  if (c->state == PC_CONN_READING && c->in_message)
-    uv_timer_start(&c->timer, timer_cb, (uint64_t)cfg->client_timeout_ms, 0);
-  else if (c->state == PC_CONN_READING && !c->trimmed)
-    uv_timer_start(&c->timer, timer_cb, trim_ms(cfg), 0);
-  else if (c->state == PC_CONN_READING)
-    uv_timer_start(&c->timer, timer_cb, (uint64_t)cfg->idle_timeout_ms - trim_ms(cfg), 0);
-  else if (c->state == PC_CONN_DRAINING)
-    uv_timer_start(&c->timer, timer_cb, PC_LINGER_MS, 0);
-  else
-    uv_timer_stop(&c->timer);
+static void reject(struct pc_conn *c, int status, const char *code, const char *msg) {
+  c->close_after = 1;
+  c->in.len = 0;
+  conn_set_state(c, CONN_WORKING);
+  conn_arm_timer(c);
+  if (!c->req.method[0]) snprintf(c->req.method, sizeof c->req.method, "-");
+  c->request_open = 1;
+  c->pool->ops->reject(c, status, code, msg);
 }
 
 static void timer_cb(uv_timer_t *t) {
   struct pc_conn *c = t->data;
-  if (c->state == PC_CONN_WORKING && c->replay.block) {
-    pc_respond_replay_step(c);
+  if (c->state == CONN_READING && c->http.in_message) {
+    reject(c, 408, "request_timeout", "the request did not arrive within --client-timeout");
     return;
   }
-  if (c->state == PC_CONN_READING && c->in_message) {
-    c->close_after = 1;
-    conn_set_state(c, PC_CONN_WORKING);
-    pc_respond_error(c, 408, "request_timeout", "the request did not arrive within --client-timeout");
-    return;
-  }
-  if (c->state == PC_CONN_READING && !c->trimmed && c->in.len == 0) {
+  if (c->state == CONN_READING && !c->trimmed && c->in.len == 0) {
     release_idle(c);
     c->trimmed = 1;
     conn_arm_timer(c);
@@ -294,30 +152,35 @@ static void timer_cb(uv_timer_t *t) {
   conn_close(c);
 }
 
+/* ---- reading and parsing ---- */
+
 static void dispatch(struct pc_conn *c) {
-  conn_set_state(c, PC_CONN_WORKING);
+  c->trimmed = 0; /* in use again: keep its buffers while it stays busy */
+  conn_set_state(c, CONN_WORKING);
   conn_arm_timer(c);
-  if (c->w->shutting_down || !c->req.keep_alive) c->close_after = 1;
-  pc_proxy_handle(c);
+  if (c->pool->shutting_down || !c->req.keep_alive) c->close_after = 1;
+  c->request_open = 1;
+  c->pool->ops->request(c);
 }
 
-static void parse_failed(struct pc_conn *c, llhttp_errno_t err) {
-  int status = c->parse_error ? c->parse_error : 400;
-  c->close_after = 1;
-  conn_set_state(c, PC_CONN_WORKING);
-  conn_arm_timer(c);
-  c->in.len = 0;
-  if (!c->req.method[0]) snprintf(c->req.method, sizeof c->req.method, "-");
+static void parse_failed(struct pc_conn *c) {
+  int status = c->http.error_status;
   switch (status) {
-  case 413: pc_respond_error(c, 413, "payload_too_large", "request body exceeds --max-body"); break;
-  case 431: pc_respond_error(c, 431, "request_header_fields_too_large", "request headers exceed 64 KiB"); break;
-  case 405: pc_respond_error(c, 405, "method_not_allowed", "CONNECT is not supported"); break;
+  case 413: reject(c, 413, "payload_too_large", "request body exceeds --max-body"); break;
+  case 431: reject(c, 431, "request_header_fields_too_large", "request headers exceed 64 KiB or 256 fields"); break;
+  case 405: reject(c, 405, "method_not_allowed", "CONNECT is not supported"); break;
   default: {
     char msg[256];
-    snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_errno_name(err));
-    pc_respond_error(c, 400, "bad_request", msg);
+    snprintf(msg, sizeof msg, "malformed HTTP request: %s", pc_http_error_name(&c->http));
+    reject(c, 400, "bad_request", msg);
   }
   }
+}
+
+static void write_continue(struct pc_conn *c) {
+  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  c->http.continue_wanted = 0;
+  pc_conn_write_copy(c, cont, sizeof cont - 1);
 }
 
 /* Feed buffered input to the parser until it runs out or a request is
@@ -326,28 +189,28 @@ static void parse_failed(struct pc_conn *c, llhttp_errno_t err) {
  * pipeline cannot grow the stack. */
 static void conn_parse(struct pc_conn *c) {
   size_t off = 0;
-  while (c->state == PC_CONN_READING && off < c->in.len) {
-    const char *start = c->in.data + off;
-    llhttp_errno_t err = llhttp_execute(&c->parser, start, c->in.len - off);
-    if (err == HPE_OK) {
-      off = c->in.len;
-    } else if (err == HPE_PAUSED) {
-      off += (size_t)(llhttp_get_error_pos(&c->parser) - start);
-      llhttp_resume(&c->parser);
+  while (c->state == CONN_READING && off < c->in.len) {
+    int was_in_message = c->http.in_message;
+    size_t used = 0;
+    enum pc_http_result r = pc_http_feed(&c->http, c->in.data + off, c->in.len - off, &used);
+    off += used;
+    if (!was_in_message && c->http.in_message) conn_arm_timer(c); /* once per request: trickling cannot extend it */
+    if (c->http.continue_wanted) write_continue(c);
+    if (r == PC_HTTP_ERROR) {
+      parse_failed(c);
+      return;
+    }
+    if (r == PC_HTTP_REQUEST) {
       c->in_dispatch = 1;
       dispatch(c);
       c->in_dispatch = 0;
-    } else {
-      parse_failed(c, err);
-      return;
     }
   }
-  if (c->state == PC_CONN_CLOSED) return;
+  if (c->state == CONN_CLOSED) return;
   if (off) {
     memmove(c->in.data, c->in.data + off, c->in.len - off);
     c->in.len -= off;
   }
-  if (c->state == PC_CONN_READING && !c->in_message) conn_arm_timer(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -356,34 +219,49 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = sizeof slab;
 }
 
+static void stop_reading(struct pc_conn *c) {
+  if (c->read_stopped) return;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->read_stopped = 1;
+}
+
+static void start_reading(struct pc_conn *c) {
+  if (!c->read_stopped || c->peer_eof) return;
+  c->read_stopped = 0;
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct pc_conn *c = s->data;
-  if (n == UV_EOF && c->state == PC_CONN_WORKING) {
-    /* half-close after a request: answer it, then close */
+  if (n == UV_EOF && (c->state == CONN_WORKING || c->state == CONN_BLOCKED)) {
+    /* half-close after a request: answer what was asked, then close */
     c->peer_eof = 1;
     c->close_after = 1;
-    uv_read_stop(s);
-    c->read_stopped = 1;
+    stop_reading(c);
     return;
   }
   if (n < 0) {
     conn_close(c);
     return;
   }
-  if (n == 0 || c->state == PC_CONN_DRAINING) return;
+  if (n == 0 || c->state == CONN_DRAINING) return;
   if (pc_buf_append(&c->in, buf->base, (size_t)n)) {
     /* pipelined input beyond our buffer while a request is being answered */
-    uv_read_stop(s);
-    c->read_stopped = 1;
+    stop_reading(c);
     c->close_after = 1;
     return;
   }
-  if (c->state == PC_CONN_READING) conn_parse(c);
-  else if (c->in.len > PC_READ_MAX) {
-    uv_read_stop(s); /* resume after this response */
-    c->read_stopped = 1;
+  if (account(c) && c->state == CONN_READING) {
+    reject(c, 503, "overloaded", "too many request bytes buffered across connections; retry later");
+    return;
   }
+  if (c->state == CONN_READING) conn_parse(c);
+  else if (c->in.len > PC_READ_MAX) stop_reading(c); /* resume after this response */
 }
+
+/* ---- writing ---- */
+
+static void unblock(struct pc_conn *c);
 
 static void write_cb(uv_write_t *w, int status) {
   struct wreq *wr = (struct wreq *)w;
@@ -393,14 +271,15 @@ static void write_cb(uv_write_t *w, int status) {
   free(wr);
   c->writes_pending--;
   if (status < 0) conn_close(c);
+  else if (c->state == CONN_BLOCKED && c->tcp.write_queue_size < PC_CONN_OUT_LOW) unblock(c);
 }
 
 void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2) {
-  struct wreq *wr = c->state == PC_CONN_CLOSED ? NULL : malloc(sizeof *wr);
+  struct wreq *wr = c->state == CONN_CLOSED ? NULL : malloc(sizeof *wr);
   if (!wr) {
     free(b1);
     free(b2);
-    if (c->state != PC_CONN_CLOSED) conn_close(c);
+    if (c->state != CONN_CLOSED) conn_close(c);
     return;
   }
   wr->block[0] = b1;
@@ -418,7 +297,7 @@ void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char
 }
 
 size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2) {
-  if (c->state == PC_CONN_CLOSED || c->writes_pending) return 0;
+  if (c->state == CONN_CLOSED || c->writes_pending) return 0;
   uv_buf_t b[2] = {uv_buf_init((char *)p1, (unsigned)n1), uv_buf_init((char *)p2, (unsigned)n2)};
   int w = uv_try_write((uv_stream_t *)&c->tcp, b, n2 ? 2 : 1);
   return w > 0 ? (size_t)w : 0;
@@ -439,36 +318,12 @@ void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n) {
   pc_conn_write_own(c, block, block, n);
 }
 
-static enum pc_outcome outcome_of(const struct pc_resp *r) {
-  static const char *const names[] = {"HIT", "MISS", "COALESCED", "BYPASS", "REFRESH", "STALE"};
-  if (r->replay_miss) return PC_OUT_REPLAY_MISS;
-  for (int i = 0; r->cache && i < 6; i++)
-    if (!strcmp(r->cache, names[i])) return (enum pc_outcome)i;
-  return PC_OUT_ADMIN;
-}
+/* ---- ending a request ---- */
 
-static void record_stats(struct pc_conn *c, int64_t total_us) {
-  struct pc_stats_req s = {.outcome = outcome_of(&c->resp), .route = c->resp.route, .model = c->resp.model,
-                           .status = c->resp.status, .upstream_us = c->resp.upstream_us, .total_us = total_us,
-                           .bytes = c->resp.bytes, .usage = c->resp.usage, .err_class = c->resp.err_class};
-  if (s.err_class < 0 && c->resp.status >= 400 && c->resp.status < 500 && c->resp.upstream_us < 0)
-    s.err_class = PC_ERRC_CLIENT;
-  pc_stats_record(&s);
-}
-
-static void log_request(struct pc_conn *c) {
-  record_stats(c, (int64_t)((uv_hrtime() - c->req.start_ns) / 1000));
-  struct pc_access a = {
-      .method = c->req.method[0] ? c->req.method : "-",
-      .path = c->req.target.data ? c->req.target.data : "-",
-      .status = c->resp.status,
-      .cache = c->resp.cache ? c->resp.cache : "-",
-      .key = c->resp.key,
-      .bytes = c->resp.bytes,
-      .upstream_us = c->resp.upstream_us,
-      .total_us = (int64_t)((uv_hrtime() - c->req.start_ns) / 1000),
-  };
-  pc_log_access(&a);
+static void end_request(struct pc_conn *c) {
+  if (!c->request_open) return;
+  c->request_open = 0;
+  c->pool->ops->end(c);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
@@ -476,80 +331,96 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
   if (status < 0 || c->peer_eof) conn_close(c);
 }
 
-void pc_conn_finish(struct pc_conn *c) {
-  if (c->state != PC_CONN_WORKING) return;
-  log_request(c);
-  pc_flight_leave(&c->sub);
-  if (c->close_after) {
-    conn_set_state(c, PC_CONN_DRAINING);
+/* Ready for the next request: parse what is buffered, unless the client
+ * has not read what it was sent (then wait for the output to drain). */
+static void next_request(struct pc_conn *c) {
+  if (c->tcp.write_queue_size > PC_CONN_OUT_HIGH) {
+    conn_set_state(c, CONN_BLOCKED);
     conn_arm_timer(c);
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb)) conn_close(c);
-    else if (c->read_stopped && !c->peer_eof) uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    stop_reading(c);
     return;
   }
-  req_reset(c);
-  conn_set_state(c, PC_CONN_READING);
-  if (c->read_stopped) {
-    c->read_stopped = 0;
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
-  }
+  conn_set_state(c, CONN_READING);
+  conn_arm_timer(c);
+  start_reading(c);
   if (!c->in_dispatch) conn_parse(c); /* else the running parse loop goes on */
 }
 
-void pc_conn_abort(struct pc_conn *c) {
-  if (c->state == PC_CONN_WORKING) log_request(c);
-  conn_close(c);
+static void unblock(struct pc_conn *c) {
+  next_request(c);
 }
+
+/* The last response is queued: shut the write side once it is written,
+ * and discard what the client still sends until it closes or the linger
+ * ends (so it reads our answer instead of a reset). */
+static void drain(struct pc_conn *c) {
+  conn_set_state(c, CONN_DRAINING);
+  conn_arm_timer(c);
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb)) conn_close(c);
+  else start_reading(c);
+}
+
+void pc_conn_finish(struct pc_conn *c) {
+  if (c->state != CONN_WORKING) return;
+  end_request(c);
+  if (c->close_after) {
+    drain(c);
+    return;
+  }
+  pc_req_reset(&c->req);
+  if (c->in.len == 0 && c->in.cap > (64u << 10)) pc_buf_free(&c->in);
+  account(c);
+  next_request(c);
+}
+
+void pc_conn_abort(struct pc_conn *c) { conn_close(c); }
+
+/* ---- closing ---- */
 
 static void close_cb(uv_handle_t *h) {
   struct pc_conn *c = h->data;
   if (--c->handles_open > 0) return;
-  struct pc_worker *w = c->w;
-  pc_held_release(&c->replay);
-  pc_held_release(&c->stale);
+  struct pc_conn_pool *p = c->pool;
+  c->pool->ops->closed(c);
   pc_buf_free(&c->in);
-  pc_buf_free(&c->req.target);
-  pc_buf_free(&c->req.hbuf);
-  pc_buf_free(&c->req.body);
-  free(c->req.h);
+  pc_req_release(&c->req);
+  account(c);
   free(c);
-  pc_server_maybe_done(w);
+  if (p->shutting_down && p->n_conns == 0 && p->drained) p->drained(p);
 }
 
 static void conn_close(struct pc_conn *c) {
-  if (c->state == PC_CONN_CLOSED) return;
-  conn_set_state(c, PC_CONN_CLOSED);
-  pc_flight_leave(&c->sub);
+  if (c->state == CONN_CLOSED) return;
+  conn_set_state(c, CONN_CLOSED);
+  end_request(c);
+  struct pc_conn_pool *p = c->pool;
   if (c->prev) c->prev->next = c->next;
-  else c->w->conns = c->next;
+  else p->conns = c->next;
   if (c->next) c->next->prev = c->prev;
+  p->n_conns--;
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, close_cb);
   uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
 
-int pc_conn_accept(struct pc_worker *w, uv_stream_t *server) {
+int pc_conn_accept(struct pc_conn_pool *p, uv_stream_t *server) {
+  assert(p->ops && p->ops->magic == PC_CONN_OPS_MAGIC);
   struct pc_conn *c = calloc(1, sizeof *c);
   if (!c) return PC_ENOMEM;
-  init_settings();
-  c->w = w;
-  uv_tcp_init(w->loop, &c->tcp);
-  uv_timer_init(w->loop, &c->timer);
+  c->pool = p;
+  uv_tcp_init(p->loop, &c->tcp);
+  uv_timer_init(p->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
   c->handles_open = 2;
-  c->next = w->conns;
+  c->next = p->conns;
   if (c->next) c->next->prev = c;
-  w->conns = c;
-  pc_buf_init(&c->in, w->cfg->max_body + PC_READ_MAX);
-  pc_buf_init(&c->req.target, PC_MAX_HEADER_BYTES);
-  pc_buf_init(&c->req.hbuf, PC_MAX_HEADER_BYTES + 2 * PC_MAX_HEADERS);
-  pc_buf_init(&c->req.body, w->cfg->max_body);
-
-  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
-  c->parser.data = c;
-  req_reset(c);
-  conn_set_state(c, PC_CONN_READING);
+  p->conns = c;
+  p->n_conns++;
+  pc_buf_init(&c->in, p->max_body + PC_READ_MAX);
+  pc_req_init(&c->req, p->max_body);
+  pc_http_init(&c->http, &c->req, p->max_body);
+  conn_set_state(c, CONN_READING);
   if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
     conn_close(c);
     return PC_EIO;
@@ -560,12 +431,15 @@ int pc_conn_accept(struct pc_worker *w, uv_stream_t *server) {
   return 0;
 }
 
-void pc_conn_shutdown_all(struct pc_worker *w) {
-  struct pc_conn *c = w->conns;
+void pc_conn_shutdown_all(struct pc_conn_pool *p) {
+  p->shutting_down = 1;
+  struct pc_conn *c = p->conns;
   while (c) {
     struct pc_conn *next = c->next;
-    if (c->state == PC_CONN_READING && !c->in_message) conn_close(c);
+    if (c->state == CONN_READING && !c->http.in_message) conn_close(c);
+    else if (c->state == CONN_BLOCKED) drain(c); /* its answers are queued: let them go out */
     else c->close_after = 1;
     c = next;
   }
+  if (p->n_conns == 0 && p->drained) p->drained(p);
 }

@@ -1,158 +1,126 @@
-/* flight.c — one upstream exchange and its subscribers (single-flight).
+/* flight.c — one upstream exchange and its subscribers (single flight).
  * The flight owns the request it sends, so subscribers can come and go; it
  * records the response (bytes plus chunk arrival times) so that a follower
  * joining late first receives everything already received, then each chunk
  * live; and it stores the recording when it is a complete 200 of a storable
- * request (for a stream: one that reached its terminal event). The recording
- * is bounded: past a quarter of --max-size the response is still passed on,
- * but the flight stops accepting followers and will not be stored.
+ * request (for a stream: one that reached its terminal event). It stays
+ * joinable until that entry is committed, so a request arriving between
+ * the end of the exchange and the commit does not go upstream again. The
+ * recording is bounded: past a quarter of --max-size the response is still
+ * passed on, but the flight stops accepting followers and is not stored.
  *
- * Across workers (--workers N): every coalescable flight is in one registry
- * guarded by `xmu`. A follower on another event loop gets a remote
- * subscription (pc_rsub) that *pulls*: the leader's loop only wakes the
- * follower's loop (uv_async), which then copies, under xmu, whatever of the
- * head and recording it has not delivered yet. The leader writes the fields
- * remote followers read (status, head, record, finished) under xmu too. A
- * flight's memory lives until the leader and every remote follower have let
- * go (refs). */
+ * Across loops (--workers N): every coalescable flight is in a registry of
+ * SHARDS shards, chosen by key, each with its own mutex, so loops missing on
+ * different keys never wait on one lock. A follower on another loop gets a
+ * remote subscription (pc_rsub) that *pulls*: the leader's loop only wakes
+ * the follower's loop (uv_async), which then copies, under the shard's
+ * mutex, whatever of the head and recording it has not delivered yet. The
+ * leader writes the fields remote followers read (status, head, record,
+ * finished, ...) under that mutex too. A remote follower whose copy cannot
+ * be made is cut off (never given a body with a piece missing). A flight's
+ * memory lives until the leader and every remote follower have let go
+ * (refs). */
 #include "flight.h"
-#include "clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <uv.h>
 
-#include "cache.h"
+#include "clock.h"
 #include "entry.h"
 #include "error.h"
+#include "json.h"
 #include "log.h"
-#include "server.h"
+#include "policy.h"
 #include "upstream.h"
 #include "writer.h"
 
+#define SHARDS 64
+
+struct shard {
+  pthread_mutex_t mu;
+  struct pc_flight *head; /* joinable flights of this shard */
+};
+
+struct pc_flights {
+  uv_loop_t *loop;
+  const struct pc_config *cfg;
+  struct pc_upstream *up;
+  struct pc_wport *port;
+  struct pc_flight *led;  /* flights this loop leads */
+  struct pc_rsub *rsubs;  /* this loop's followers of other loops' flights */
+  uv_async_t xnotify;     /* other loops wake us for rsubs */
+  void (*idle)(void *ud);
+  void *ud;
+};
+
 struct pc_flight {
-  struct pc_worker *w;
+  struct pc_flights *fl; /* the leader's loop */
+  struct shard *shard;
   struct pc_flight_req req;
   struct pc_fetch *fetch;
   struct pc_sub *subs;
+  pc_buf store_head; /* header lines kept in the entry (leader only) */
+  int storing;       /* waiting for the writer to commit the entry */
+  struct pc_flight *next, *prev; /* fl->led */
+  /* shared with other loops, under shard->mu: */
   int status;
+  int head_seen;
   pc_buf client_head; /* header lines passed to subscribers */
-  pc_buf store_head;  /* header lines kept in the entry */
-  pc_buf record;      /* body bytes, for storing */
+  pc_buf record;      /* body bytes */
   pc_buf chunks;      /* struct pc_chunk array */
   int over_limit;     /* recording gave up: do not store, accept no followers */
-  int head_seen;
-  int storing; /* waiting for the writer to commit the entry */
+  int joinable;       /* in the registry and still accepting followers */
+  int finished;       /* the end (rc, usage) is known and may be delivered */
   int rc;
   int64_t upstream_us;
   size_t n_followers;
   struct pc_usage usage;
   uint64_t first_ns;
-  struct pc_flight *next, *prev; /* the leader worker's list */
-  /* shared with other workers, under xmu: */
-  int joinable;                  /* in the registry and still accepting followers */
-  int finished;                  /* the end (rc, usage) is known and may be delivered */
-  int refs;                      /* leader + remote followers */
+  int refs; /* leader + remote followers */
   struct pc_rsub *remote;
-  struct pc_flight *rnext, *rprev; /* registry */
+  struct pc_flight *rnext, *rprev; /* shard->head */
 };
 
-/* A follower on another worker's loop. */
+/* A follower on another loop. */
 struct pc_rsub {
   struct pc_flight *f;
   struct pc_sub *sub;
-  struct pc_worker *w; /* the follower's worker */
-  size_t sent;         /* body bytes delivered */
+  struct pc_flights *fl; /* the follower's loop */
+  size_t sent;           /* body bytes delivered */
   int head_done;
-  struct pc_rsub *fnext;       /* in f->remote (under xmu) */
-  struct pc_rsub *wnext, *wprev; /* in w->rsubs (follower's thread only) */
+  struct pc_rsub *fnext;         /* in f->remote (under f->shard->mu) */
+  struct pc_rsub *wnext, *wprev; /* in fl->rsubs (follower's thread only) */
 };
 
-static pthread_mutex_t xmu = PTHREAD_MUTEX_INITIALIZER;
-static struct pc_flight *registry;
+static struct shard shards[SHARDS];
+static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
 
-static struct pc_flight *registry_find(const struct pc_key *key);
-static int join_locked(struct pc_worker *w, struct pc_flight *f, struct pc_rsub **r);
-static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub);
-
-static int name_is(const char *name, size_t n, const char *lit) {
-  size_t l = strlen(lit);
-  return n == l && !strncasecmp(name, lit, l);
+static void shards_init(void) {
+  for (int i = 0; i < SHARDS; i++) pthread_mutex_init(&shards[i].mu, NULL);
 }
 
-/* Response headers never passed on: hop-by-hop ones, and the framing libcurl
- * undid (it decodes the body, so length and encoding no longer apply). */
-static int hop_header(const char *name, size_t n) {
-  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                                    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-                                    "content-length", "content-encoding"};
-  for (size_t i = 0; i < sizeof hop / sizeof *hop; i++)
-    if (name_is(name, n, hop[i])) return 1;
-  return 0;
+static struct shard *shard_of(const struct pc_key *k) { return &shards[k->b[0] % SHARDS]; }
+
+static void lock(struct pc_flight *f) { pthread_mutex_lock(&f->shard->mu); }
+static void unlock(struct pc_flight *f) { pthread_mutex_unlock(&f->shard->mu); }
+
+void pc_flight_req_free(struct pc_flight_req *req) {
+  pc_buf_free(&req->url);
+  pc_buf_free(&req->body);
+  pc_buf_free(&req->material);
+  pc_upstream_headers_free(req->headers);
+  req->headers = NULL;
+  free(req->ns);
+  free(req->route);
+  free(req->path);
+  free(req->model);
+  req->ns = req->route = req->path = req->model = NULL;
 }
 
-/* ... and those never stored: per-response cookies, dates, rate limits. */
-static int unstored_header(const char *name, size_t n) {
-  if (hop_header(name, n) || name_is(name, n, "set-cookie") || name_is(name, n, "date")) return 1;
-  if (n >= 12 && !strncasecmp(name, "x-ratelimit-", 12)) return 1;
-  if (n >= 20 && !strncasecmp(name, "anthropic-ratelimit-", 20)) return 1;
-  return 0;
-}
-
-static void link_flight(struct pc_flight *f) {
-  f->next = f->w->flights;
-  if (f->next) f->next->prev = f;
-  f->w->flights = f;
-}
-
-static void flight_mem_free(struct pc_flight *f) {
-  pc_buf_free(&f->req.url);
-  pc_buf_free(&f->req.body);
-  pc_buf_free(&f->req.material);
-  pc_upstream_headers_free(f->req.headers);
-  pc_buf_free(&f->client_head);
-  pc_buf_free(&f->store_head);
-  pc_buf_free(&f->record);
-  pc_buf_free(&f->chunks);
-  free(f);
-}
-
-static void unregister(struct pc_flight *f) {
-  if (!f->joinable && !f->rprev && registry != f) return;
-  if (f->rprev) f->rprev->rnext = f->rnext;
-  else if (registry == f) registry = f->rnext;
-  if (f->rnext) f->rnext->rprev = f->rprev;
-  f->rnext = f->rprev = NULL;
-  f->joinable = 0;
-}
-
-/* Drop one reference (under xmu); returns whether the memory may be freed. */
-static int unref_locked(struct pc_flight *f) { return --f->refs == 0; }
-
-/* The leader is done with the flight. */
-static void flight_free(struct pc_flight *f) {
-  struct pc_worker *w = f->w;
-  if (f->prev) f->prev->next = f->next;
-  else w->flights = f->next;
-  if (f->next) f->next->prev = f->prev;
-  pthread_mutex_lock(&xmu);
-  unregister(f);
-  int last = unref_locked(f);
-  pthread_mutex_unlock(&xmu);
-  if (last) flight_mem_free(f);
-  pc_server_maybe_done(w);
-}
-
-/* Wake every remote follower's loop (they pull what is new). */
-static void notify_remote(struct pc_flight *f) {
-  pthread_mutex_lock(&xmu);
-  for (struct pc_rsub *r = f->remote; r; r = r->fnext) uv_async_send(&r->w->xnotify);
-  pthread_mutex_unlock(&xmu);
-}
+/* ---- response header filters (policy.h) ---- */
 
 /* Split upstream header lines into what clients see and what is stored. */
 static void filter_head(struct pc_flight *f, const char *h, size_t len) {
@@ -165,11 +133,11 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
       size_t n = (size_t)(colon - h);
       size_t vlen = linelen;
       while (vlen > 0 && (h[vlen - 1] == '\n' || h[vlen - 1] == '\r')) vlen--;
-      if (!hop_header(h, n)) {
+      if (pc_policy_pass_response_header(h, n)) {
         pc_buf_append(&f->client_head, h, vlen);
         pc_buf_puts(&f->client_head, "\r\n");
       }
-      if (!unstored_header(h, n)) {
+      if (pc_policy_store_response_header(h, n)) {
         pc_buf_append(&f->store_head, h, vlen);
         pc_buf_puts(&f->store_head, "\r\n");
       }
@@ -178,14 +146,60 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
   }
 }
 
+/* ---- lifetime ---- */
+
+static void flight_mem_free(struct pc_flight *f) {
+  pc_flight_req_free(&f->req);
+  pc_buf_free(&f->client_head);
+  pc_buf_free(&f->store_head);
+  pc_buf_free(&f->record);
+  pc_buf_free(&f->chunks);
+  free(f);
+}
+
+/* Under the shard's mutex: no new followers from here on. */
+static void unregister_locked(struct pc_flight *f) {
+  if (!f->joinable) return;
+  if (f->rprev) f->rprev->rnext = f->rnext;
+  else f->shard->head = f->rnext;
+  if (f->rnext) f->rnext->rprev = f->rprev;
+  f->rnext = f->rprev = NULL;
+  f->joinable = 0;
+}
+
+static void maybe_idle(struct pc_flights *fl) {
+  if (!pc_flights_busy(fl) && fl->idle) fl->idle(fl->ud);
+}
+
+/* The leader is done with the flight. */
+static void flight_free(struct pc_flight *f) {
+  struct pc_flights *fl = f->fl;
+  if (f->prev) f->prev->next = f->next;
+  else fl->led = f->next;
+  if (f->next) f->next->prev = f->prev;
+  lock(f);
+  unregister_locked(f);
+  int last = --f->refs == 0;
+  unlock(f);
+  if (last) flight_mem_free(f);
+  maybe_idle(fl);
+}
+
+/* Under the shard's mutex: wake every remote follower's loop (they pull). */
+static void notify_remote_locked(struct pc_flight *f) {
+  for (struct pc_rsub *r = f->remote; r; r = r->fnext) uv_async_send(&r->fl->xnotify);
+}
+
+/* ---- the exchange's callbacks (leader's loop) ---- */
+
 static void on_head(void *ud, int status, const char *headers, size_t len) {
   struct pc_flight *f = ud;
-  pthread_mutex_lock(&xmu);
+  lock(f);
   f->status = status;
   f->head_seen = 1;
   filter_head(f, headers, len);
-  pthread_mutex_unlock(&xmu);
-  notify_remote(f);
+  notify_remote_locked(f);
+  unlock(f);
   /* a callback may make its own subscriber leave, so step with a saved next */
   for (struct pc_sub *s = f->subs, *next; s; s = next) {
     next = s->next;
@@ -193,37 +207,35 @@ static void on_head(void *ud, int status, const char *headers, size_t len) {
   }
 }
 
+/* Record a chunk (for storing and for followers that join later) and wake
+ * remote followers, in one critical section. */
 static void record(struct pc_flight *f, const char *p, size_t n) {
-  if (!(f->req.store || f->req.coalesce) || f->over_limit) return;
+  if (!(f->req.store || f->req.coalesce)) return;
   uint64_t now = uv_hrtime();
-  if (!f->first_ns) f->first_ns = now;
-  struct pc_chunk c;
-  pthread_mutex_lock(&xmu);
-  int rc = pc_buf_append(&f->record, p, n);
-  c.end = (uint32_t)f->record.len;
-  c.t_ms = (uint32_t)((now - f->first_ns) / 1000000);
-  if (!rc) rc = pc_buf_append(&f->chunks, &c, sizeof c);
-  if (rc) {
-    f->over_limit = 1;
-    unregister(f);
+  lock(f);
+  if (!f->over_limit) {
+    if (!f->first_ns) f->first_ns = now;
+    struct pc_chunk c;
+    int rc = pc_buf_append(&f->record, p, n);
+    c.end = (uint32_t)f->record.len;
+    c.t_ms = (uint32_t)((now - f->first_ns) / 1000000);
+    if (!rc) rc = pc_buf_append(&f->chunks, &c, sizeof c);
+    if (rc) {
+      f->over_limit = 1;
+      unregister_locked(f);
+    }
   }
-  pthread_mutex_unlock(&xmu);
+  notify_remote_locked(f);
+  unlock(f);
 }
 
 static void on_body(void *ud, const char *p, size_t n) {
   struct pc_flight *f = ud;
   record(f, p, n);
-  if (f->remote) notify_remote(f); /* racy read is fine: a new follower pulls on join */
   for (struct pc_sub *s = f->subs, *next; s; s = next) {
     next = s->next;
     s->ops->on_body(s, p, n);
   }
-}
-
-static int storable(const struct pc_flight *f) {
-  if (f->status != 200 || !f->req.store || f->over_limit) return 0;
-  if (!f->req.stream) return 1;
-  return pc_sse_complete(f->req.terminal, f->record.data ? f->record.data : "", f->record.len);
 }
 
 static int is_event_stream(const pc_buf *head) {
@@ -231,11 +243,11 @@ static int is_event_stream(const pc_buf *head) {
 }
 
 static void finish(struct pc_flight *f) {
-  pthread_mutex_lock(&xmu);
+  lock(f);
   f->finished = 1;
-  unregister(f);
-  pthread_mutex_unlock(&xmu);
-  notify_remote(f);
+  unregister_locked(f);
+  notify_remote_locked(f);
+  unlock(f);
   while (f->subs) {
     struct pc_sub *s = f->subs;
     f->subs = s->next;
@@ -261,6 +273,8 @@ static void stored(void *ud, int rc) {
   finish(f);
 }
 
+static struct pc_slice slice_of(const char *s) { return (struct pc_slice){s ? s : "", s ? strlen(s) : 0}; }
+
 static int encode(struct pc_flight *f, pc_buf *enc) {
   struct pc_entry e;
   pc_buf usage;
@@ -271,10 +285,10 @@ static int encode(struct pc_flight *f, pc_buf *enc) {
   e.created_ms = pc_now_ms();
   e.expires_ms = f->req.ttl_ms > 0 ? e.created_ms + f->req.ttl_ms : 0;
   e.request = (struct pc_slice){f->req.material.data, f->req.material.len};
-  e.ns = (struct pc_slice){f->req.ns, strlen(f->req.ns)};
-  e.route = (struct pc_slice){f->req.route, strlen(f->req.route)};
-  e.path = (struct pc_slice){f->req.path, strlen(f->req.path)};
-  e.model = (struct pc_slice){f->req.model, strlen(f->req.model)};
+  e.ns = slice_of(f->req.ns);
+  e.route = slice_of(f->req.route);
+  e.path = slice_of(f->req.path);
+  e.model = slice_of(f->req.model);
   e.headers = (struct pc_slice){f->store_head.data ? f->store_head.data : "", f->store_head.len};
   e.body = (struct pc_slice){f->record.data ? f->record.data : "", f->record.len};
   e.usage = (struct pc_slice){usage.data ? usage.data : "", usage.len};
@@ -288,97 +302,99 @@ static int encode(struct pc_flight *f, pc_buf *enc) {
   return rc;
 }
 
+/* The media type of the stored head is JSON (application/json, or a
+ * +json suffix). */
+static int labelled_json(const pc_buf *head) {
+  const char *ct = head->data ? strcasestr(head->data, "content-type:") : NULL;
+  if (!ct) return 0;
+  ct += 13;
+  while (*ct == ' ' || *ct == '\t') ct++;
+  size_t n = strcspn(ct, ";\r\n");
+  while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+  return (n == 16 && !strncasecmp(ct, "application/json", 16)) || (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
+}
+
+static int json_parses(const pc_buf *b) {
+  struct pc_json_doc *doc = NULL;
+  int rc = pc_json_parse(b->data ? b->data : "", b->len, &doc, NULL);
+  pc_json_free(doc);
+  return rc == 0;
+}
+
+/* Only a whole answer is stored: a 200 of a storable request whose end is
+ * certain. A stream is whole when it reached its terminal event, or, for
+ * APIs without one, when its body ended where the protocol said (a body
+ * delimited by the connection's close looks the same cut or whole). An
+ * answer labelled JSON must parse. */
+static int storable(const struct pc_flight *f, int delimited) {
+  if (f->status != 200 || !f->req.store || f->over_limit) return 0;
+  if (f->req.stream && f->req.terminal != PC_SSE_NONE)
+    return pc_sse_complete(f->req.terminal, f->record.data ? f->record.data : "", f->record.len);
+  if (!delimited) return 0;
+  return f->req.stream || !labelled_json(&f->store_head) || json_parses(&f->record);
+}
+
+/* Hand a complete answer to the writer; returns whether it was queued (the
+ * flight then finishes when the commit reports back). */
+static int store(struct pc_flight *f) {
+  pc_buf enc;
+  pc_buf_init(&enc, f->fl->cfg->max_size);
+  if (encode(f, &enc)) {
+    pc_buf_free(&enc);
+    return 0;
+  }
+  size_t n;
+  char *p = pc_buf_steal(&enc, &n);
+  f->storing = 1;
+  pc_writer_put(f->fl->port, f->req.key.b, p, n, stored, f);
+  return 1;
+}
+
 static void on_done(void *ud, int rc) {
   struct pc_flight *f = ud;
+  int will_store = !rc && storable(f, pc_fetch_delimited(f->fetch));
+  lock(f);
   f->upstream_us = pc_fetch_elapsed_us(f->fetch);
   f->rc = rc;
+  if (!will_store) unregister_locked(f); /* nothing will be stored: the next identical request goes upstream */
+  int followers = f->n_followers != 0;
+  unlock(f);
   f->fetch = NULL;
-  pthread_mutex_lock(&xmu);
-  unregister(f); /* no new followers once the exchange is over */
-  pthread_mutex_unlock(&xmu);
-  if (!rc && f->status == 200 && !f->over_limit && (f->req.store || f->n_followers))
+  if (!rc && f->status == 200 && !f->over_limit && (f->req.store || followers)) {
+    struct pc_usage u;
     pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len,
-                       f->req.stream || is_event_stream(&f->client_head), &f->usage);
-  if (!rc && storable(f)) {
-    pc_buf enc;
-    pc_buf_init(&enc, f->w->cfg->max_size);
-    if (!encode(f, &enc)) {
-      size_t n;
-      char *p = pc_buf_steal(&enc, &n);
-      f->storing = 1;
-      pc_writer_put(f->w->port, f->req.key.b, p, n, stored, f);
-      return;
-    }
-    pc_buf_free(&enc);
+                       f->req.stream || is_event_stream(&f->client_head), &u);
+    lock(f);
+    f->usage = u;
+    unlock(f);
   }
+  if (will_store && store(f)) return;
   finish(f);
 }
 
 static const struct pc_fetch_ops fetch_ops = {on_head, on_body, on_done};
 
-/* Register a new coalescable flight, unless an identical one got there
- * first (another worker may have missed at the same moment): then join it.
- * Returns the new flight, or NULL with *joined set (or an error in *rc). */
-static struct pc_flight *claim(struct pc_worker *w, const struct pc_flight_req *req, struct pc_sub *sub, int *joined,
-                               int *rc) {
-  struct pc_rsub *r = NULL;
-  struct pc_flight *f = NULL, *other = NULL;
-  *joined = 0;
-  pthread_mutex_lock(&xmu);
-  if (req->coalesce && (other = registry_find(&req->key)) && join_locked(w, other, &r) == 0) {
-    *joined = 1;
-  } else if ((f = calloc(1, sizeof *f))) {
-    size_t limit = w->cfg->max_size / 4;
-    f->w = w;
-    pc_buf_init(&f->client_head, 256 * 1024);
-    pc_buf_init(&f->store_head, 256 * 1024);
-    pc_buf_init(&f->record, limit);
-    pc_buf_init(&f->chunks, limit);
-    f->req.key = req->key;
-    f->refs = 1;
-    if (req->coalesce) {
-      f->joinable = 1;
-      f->rnext = registry;
-      if (registry) registry->rprev = f;
-      registry = f;
-    }
-  }
-  pthread_mutex_unlock(&xmu);
-  if (*joined) join_finish(w, other, r, sub);
-  *rc = (*joined || f) ? 0 : PC_ENOMEM;
-  return f;
+/* ---- joining ---- */
+
+static struct pc_flight *registry_find_locked(struct shard *sh, const struct pc_key *key) {
+  for (struct pc_flight *f = sh->head; f; f = f->rnext)
+    if (f->joinable && !memcmp(f->req.key.b, key->b, sizeof key->b)) return f;
+  return NULL;
 }
 
-int pc_flight_start(struct pc_worker *w, struct pc_flight_req *req, struct pc_sub *sub) {
-  int joined, rc;
-  struct pc_flight *f = claim(w, req, sub, &joined, &rc);
-  if (!f) return joined ? PC_EEXISTS : rc;
-  /* Hand-over: the flight owns the request's buffers from here on. (Other
-   * loops read only the head/record fields, under xmu.) */
-  f->req = *req;
-  req->headers = NULL;
-  pc_buf_init(&req->url, 0);
-  pc_buf_init(&req->body, 0);
-  pc_buf_init(&req->material, 0);
-  sub->flight = f;
-  sub->remote = NULL;
-  sub->next = NULL;
-  sub->follower = 0;
-  f->subs = sub;
-  link_flight(f);
-  struct pc_fetch_req fr = {.method = f->req.method,
-                            .url = f->req.url.data,
-                            .headers = f->req.headers,
-                            .body = f->req.body.data,
-                            .body_len = f->req.body.len,
-                            .has_body = f->req.body.len > 0};
-  f->fetch = pc_upstream_fetch(w->up, &fr, &fetch_ops, f);
-  f->req.headers = fr.headers; /* NULL: the fetch owns them now */
-  if (!f->fetch) {
-    /* followers may have joined already: everyone gets the error */
-    f->rc = PC_EUPCONNECT;
-    finish(f);
+/* Under the shard's mutex: count a follower of `f` and, for another loop's
+ * flight, create its remote subscription. */
+static int join_locked(struct pc_flights *fl, struct pc_flight *f, struct pc_rsub **r) {
+  *r = NULL;
+  if (f->n_followers >= fl->cfg->max_followers) return PC_ETOOBIG;
+  if (f->fl != fl) {
+    *r = calloc(1, sizeof **r);
+    if (!*r) return PC_ENOMEM;
+    **r = (struct pc_rsub){.f = f, .fl = fl, .fnext = f->remote};
+    f->remote = *r;
+    f->refs++;
   }
+  f->n_followers++;
   return 0;
 }
 
@@ -393,9 +409,97 @@ static void join_local(struct pc_flight *f, struct pc_sub *sub) {
   }
 }
 
-static void rsub_unlink_worker(struct pc_rsub *r) {
+static void pull(struct pc_rsub *r);
+
+/* After join_locked, outside the lock: start delivering to `sub`. */
+static void join_finish(struct pc_flights *fl, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
+  sub->follower = 1;
+  if (!r) {
+    join_local(f, sub); /* our own loop's flight: it cannot end under us */
+    return;
+  }
+  r->sub = sub;
+  sub->flight = NULL;
+  sub->remote = r;
+  r->wnext = fl->rsubs;
+  if (fl->rsubs) fl->rsubs->wprev = r;
+  fl->rsubs = r;
+  pull(r);
+}
+
+/* Register a new coalescable flight, unless an identical one got there
+ * first (another loop may have missed at the same moment): then join it.
+ * Returns the new flight, or NULL with *joined set (or an error in *rc). */
+static struct pc_flight *claim(struct pc_flights *fl, const struct pc_flight_req *req, struct pc_sub *sub, int *joined,
+                               int *rc) {
+  struct pc_rsub *r = NULL;
+  struct pc_flight *f = NULL, *other = NULL;
+  struct shard *sh = shard_of(&req->key);
+  *joined = 0;
+  pthread_mutex_lock(&sh->mu);
+  if (req->coalesce && (other = registry_find_locked(sh, &req->key)) && join_locked(fl, other, &r) == 0) {
+    *joined = 1;
+  } else if ((f = calloc(1, sizeof *f))) {
+    size_t limit = fl->cfg->max_size / 4;
+    f->fl = fl;
+    f->shard = sh;
+    pc_buf_init(&f->client_head, 256 * 1024);
+    pc_buf_init(&f->store_head, 256 * 1024);
+    pc_buf_init(&f->record, limit);
+    pc_buf_init(&f->chunks, limit);
+    f->req.key = req->key;
+    f->refs = 1;
+    if (req->coalesce) {
+      f->joinable = 1;
+      f->rnext = sh->head;
+      if (sh->head) sh->head->rprev = f;
+      sh->head = f;
+    }
+  }
+  pthread_mutex_unlock(&sh->mu);
+  if (*joined) join_finish(fl, other, r, sub);
+  *rc = (*joined || f) ? 0 : PC_ENOMEM;
+  return f;
+}
+
+int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_sub *sub) {
+  int joined, rc;
+  pthread_once(&shards_once, shards_init);
+  struct pc_flight *f = claim(fl, req, sub, &joined, &rc);
+  if (!f) return joined ? PC_EEXISTS : rc;
+  /* Hand-over: the flight owns the request's buffers from here on. (Other
+   * loops read only the head/record fields, under the shard's mutex.) */
+  f->req = *req;
+  memset(req, 0, sizeof *req);
+  sub->flight = f;
+  sub->remote = NULL;
+  sub->next = NULL;
+  sub->follower = 0;
+  f->subs = sub;
+  f->next = fl->led;
+  if (f->next) f->next->prev = f;
+  fl->led = f;
+  struct pc_fetch_req fr = {.method = f->req.method,
+                            .url = f->req.url.data,
+                            .headers = f->req.headers,
+                            .body = f->req.body.data,
+                            .body_len = f->req.body.len,
+                            .has_body = f->req.body.len > 0};
+  f->fetch = pc_upstream_fetch(fl->up, &fr, &fetch_ops, f);
+  f->req.headers = fr.headers; /* NULL: the fetch owns them now */
+  if (!f->fetch) {
+    /* followers may have joined already: everyone gets the error */
+    f->rc = PC_EUPCONNECT;
+    finish(f);
+  }
+  return 0;
+}
+
+/* ---- remote followers (the follower's loop) ---- */
+
+static void rsub_unlink_loop(struct pc_rsub *r) {
   if (r->wprev) r->wprev->wnext = r->wnext;
-  else r->w->rsubs = r->wnext;
+  else r->fl->rsubs = r->wnext;
   if (r->wnext) r->wnext->wprev = r->wprev;
 }
 
@@ -403,22 +507,24 @@ static void rsub_unlink_worker(struct pc_rsub *r) {
  * the last reference. */
 static void rsub_drop(struct pc_rsub *r) {
   struct pc_flight *f = r->f;
-  rsub_unlink_worker(r);
+  struct pc_flights *fl = r->fl;
+  rsub_unlink_loop(r);
   r->sub->remote = NULL;
   r->sub->flight = NULL;
-  pthread_mutex_lock(&xmu);
+  lock(f);
   for (struct pc_rsub **pp = &f->remote; *pp; pp = &(*pp)->fnext)
     if (*pp == r) {
       *pp = r->fnext;
       break;
     }
-  int last = unref_locked(f);
-  pthread_mutex_unlock(&xmu);
+  int last = --f->refs == 0;
+  unlock(f);
   if (last) flight_mem_free(f);
   free(r);
+  maybe_idle(fl);
 }
 
-/* What a remote follower has not seen yet, copied under xmu. */
+/* What a remote follower has not seen yet, copied under the mutex. */
 struct pull {
   int head, status, finished, rc;
   pc_buf headers, body;
@@ -426,30 +532,41 @@ struct pull {
   struct pc_usage usage;
 };
 
+/* The cursor moves only past bytes that were copied: a failed copy (no
+ * memory) ends the follower with PC_ENOMEM instead of skipping a piece. */
 static void pull_copy(struct pc_rsub *r, struct pull *p) {
   struct pc_flight *f = r->f;
-  pthread_mutex_lock(&xmu);
+  lock(f);
   if (f->head_seen && !r->head_done) {
-    p->head = r->head_done = 1;
-    p->status = f->status;
-    pc_buf_append(&p->headers, f->client_head.data ? f->client_head.data : "", f->client_head.len);
+    if (pc_buf_append(&p->headers, f->client_head.data ? f->client_head.data : "", f->client_head.len)) {
+      p->finished = 1;
+      p->rc = PC_ENOMEM;
+    } else {
+      p->head = r->head_done = 1;
+      p->status = f->status;
+    }
   }
-  if (r->head_done && f->record.len > r->sent) {
-    pc_buf_append(&p->body, f->record.data + r->sent, f->record.len - r->sent);
-    r->sent = f->record.len;
+  if (!p->finished && r->head_done && f->record.len > r->sent) {
+    if (pc_buf_append(&p->body, f->record.data + r->sent, f->record.len - r->sent)) {
+      p->finished = 1;
+      p->rc = PC_ENOMEM;
+    } else {
+      r->sent = f->record.len;
+    }
   }
-  if (f->finished) {
+  if (!p->finished && f->finished) {
     p->finished = 1;
     /* a recording that gave up cannot give a remote follower the whole body */
     p->rc = f->over_limit && !f->rc ? PC_EUPPROTO : f->rc;
     p->upstream_us = f->upstream_us;
     p->usage = f->usage;
   }
-  pthread_mutex_unlock(&xmu);
+  unlock(f);
 }
 
 /* Deliver to a remote follower; runs on the follower's loop. The sub lives
- * in its conn, which outlives this call even if the conn closes in it. */
+ * in its exchange, which outlives this call even if the connection closes
+ * in it. */
 static void pull(struct pc_rsub *r) {
   struct pc_sub *sub = r->sub;
   struct pull p = {0};
@@ -467,49 +584,12 @@ static void pull(struct pc_rsub *r) {
   pc_buf_free(&p.body);
 }
 
-void pc_flight_pull_remote(struct pc_worker *w) {
-  for (struct pc_rsub *r = w->rsubs, *next; r; r = next) {
+static void on_xnotify(uv_async_t *a) {
+  struct pc_flights *fl = a->data;
+  for (struct pc_rsub *r = fl->rsubs, *next; r; r = next) {
     next = r->wnext;
     pull(r);
   }
-}
-
-static struct pc_flight *registry_find(const struct pc_key *key) {
-  for (struct pc_flight *f = registry; f; f = f->rnext)
-    if (f->joinable && !memcmp(f->req.key.b, key->b, sizeof key->b)) return f;
-  return NULL;
-}
-
-/* Under xmu: count a follower of `f` and, for another loop's flight, create
- * its remote subscription. */
-static int join_locked(struct pc_worker *w, struct pc_flight *f, struct pc_rsub **r) {
-  *r = NULL;
-  if (f->n_followers >= w->cfg->max_followers) return PC_ETOOBIG;
-  if (f->w != w) {
-    *r = calloc(1, sizeof **r);
-    if (!*r) return PC_ENOMEM;
-    **r = (struct pc_rsub){.f = f, .w = w, .fnext = f->remote};
-    f->remote = *r;
-    f->refs++;
-  }
-  f->n_followers++;
-  return 0;
-}
-
-/* After join_locked, outside the lock: start delivering to `sub`. */
-static void join_finish(struct pc_worker *w, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
-  sub->follower = 1;
-  if (!r) {
-    join_local(f, sub); /* our own loop's flight: it cannot end under us */
-    return;
-  }
-  r->sub = sub;
-  sub->flight = NULL;
-  sub->remote = r;
-  r->wnext = w->rsubs;
-  if (w->rsubs) w->rsubs->wprev = r;
-  w->rsubs = r;
-  pull(r);
 }
 
 void pc_flight_leave(struct pc_sub *sub) {
@@ -528,9 +608,34 @@ void pc_flight_leave(struct pc_sub *sub) {
   sub->next = NULL;
 }
 
-void pc_flight_abort_all(struct pc_worker *w) {
-  struct pc_flight *f = w->flights, *next;
-  for (; f; f = next) {
+/* ---- one loop's side ---- */
+
+int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
+                      void (*idle)(void *ud), void *ud, struct pc_flights **out) {
+  pthread_once(&shards_once, shards_init);
+  struct pc_flights *fl = calloc(1, sizeof *fl);
+  if (!fl) return PC_ENOMEM;
+  *fl = (struct pc_flights){.loop = loop, .cfg = cfg, .up = up, .port = port, .idle = idle, .ud = ud};
+  if (uv_async_init(loop, &fl->xnotify, on_xnotify)) {
+    free(fl);
+    return PC_EIO;
+  }
+  fl->xnotify.data = fl;
+  *out = fl;
+  return 0;
+}
+
+static void flights_closed(uv_handle_t *h) { free(h->data); }
+
+void pc_flights_close(struct pc_flights *fl) {
+  if (!fl) return;
+  uv_close((uv_handle_t *)&fl->xnotify, flights_closed);
+}
+
+int pc_flights_busy(const struct pc_flights *fl) { return fl->led || fl->rsubs; }
+
+void pc_flights_abort_all(struct pc_flights *fl) {
+  for (struct pc_flight *f = fl->led, *next; f; f = next) {
     next = f->next;
     if (f->storing) continue; /* the commit is about to report back */
     if (f->fetch) pc_upstream_abort(f->fetch);

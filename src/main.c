@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "config.h"
-#include "server.h"
+#include "serve.h"
 
 /* The offline subcommands; each gets argv starting at its own name. */
 static const struct {
@@ -29,7 +29,7 @@ static int cmd_serve(int argc, char **argv) {
     pc_config_free(&cfg);
     return 2;
   }
-  rc = pc_server_run(&cfg);
+  rc = pc_serve(&cfg);
   pc_config_free(&cfg);
   return rc;
 }

@@ -35,10 +35,24 @@ static size_t common_suffix(const char *a, size_t an, const char *b, size_t bn, 
 
 static int slice_is(const struct pc_slice *s, const char *v) { return s->n == strlen(v) && !memcmp(s->p, v, s->n); }
 
+/* Whether key field `name` is the same in two key materials. */
+static int same_field(const char *a, size_t an, const char *b, size_t bn, const char *name) {
+  const char *pa = "", *pb = "";
+  size_t na = 0, nb = 0;
+  pc_key_material_field(a, an, name, &pa, &na);
+  pc_key_material_field(b, bn, name, &pb, &nb);
+  return na == nb && !memcmp(pa, pb, na);
+}
+
 static int visit(void *ud, const uint8_t key[16], const void *val, size_t len) {
   struct search *s = ud;
   struct pc_entry e;
   if (pc_entry_decode(val, len, 0, &e) || !slice_is(&e.route, s->route) || !slice_is(&e.path, s->path)) return 0;
+  /* Only what the caller could have hit: another tenant's namespace or
+   * credential is never shown (its prompt would leak through the diff). */
+  if (!same_field(e.request.p, e.request.n, s->m, s->mlen, "namespace") ||
+      !same_field(e.request.p, e.request.n, s->m, s->mlen, "credential"))
+    return 0;
   size_t pre = common_prefix(e.request.p, e.request.n, s->m, s->mlen);
   size_t shorter = e.request.n < s->mlen ? e.request.n : s->mlen;
   size_t score = pre + common_suffix(e.request.p, e.request.n, s->m, s->mlen, shorter - pre);

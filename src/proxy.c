@@ -1,147 +1,136 @@
-/* proxy.c — decides what happens to one request and starts it: admin
- * endpoint, cache hit, or a flight to upstream (MISS when cacheable, BYPASS
- * otherwise). The hit path opens only a read transaction and compares the
- * stored canonical request with the current one before serving. */
+/* proxy.c — the request flow: for each complete request the transport hands
+ * over, decide what happens and start it: an admin endpoint, a cache hit,
+ * or a flight to upstream (MISS when cacheable, BYPASS otherwise).
+ *   route → controls (policy) → canon → key → memo / LMDB lookup → hit
+ *                                                                → flight
+ * The hit path opens only a read transaction and compares the stored
+ * canonical request with the current one before serving. This file owns
+ * the exchange (exchange.h) and the flow's per-loop state, and implements
+ * the transport's handler table (conn.h) and the server's application
+ * table (server.h). */
 #include "proxy.h"
-#include "clock.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "admin.h"
 #include "cache.h"
 #include "canon.h"
-#include "config.h"
+#include "clock.h"
 #include "conn.h"
 #include "entry.h"
 #include "error.h"
+#include "exchange.h"
 #include "flight.h"
+#include "json.h"
 #include "key.h"
 #include "log.h"
 #include "nearest.h"
+#include "policy.h"
 #include "rawkey.h"
 #include "respond.h"
 #include "route.h"
 #include "server.h"
 #include "sse.h"
 #include "upstream.h"
+#include "utf8.h"
 #include "writer.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
-
-/* ---- the conn's side of a flight ---- */
-
-/* The conn behind a subscription; a follower answers as COALESCED. */
-static struct pc_conn *conn_of(struct pc_sub *s) {
-  struct pc_conn *c = container_of(s, struct pc_conn, sub);
-  if (s->follower) c->resp.cache = "COALESCED";
-  return c;
-}
-
-/* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
-static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
-  struct pc_conn *c = conn_of(s);
-  if (status == 429) c->resp.err_class = PC_ERRC_UPSTREAM_429;
-  else if (status >= 500) c->resp.err_class = PC_ERRC_UPSTREAM_5XX;
-  else if (status >= 400) c->resp.err_class = PC_ERRC_UPSTREAM_4XX;
-  if (c->stale.block && (status >= 500 || status == 429)) {
-    c->swallow = 1;
-    return;
-  }
-  pc_respond_head(c, status, headers, len);
-}
+#define PC_MAX_NAMESPACE 1024 /* bytes; longer namespaces are refused (400), never cut */
 
 /* A client that reads slower than upstream sends would make its write queue
  * grow without bound; past this it is cut off (the exchange goes on for the
  * others and for the cache). */
 #define PC_MAX_PENDING_WRITE ((size_t)32 << 20)
 
-static void sub_body(struct pc_sub *s, const char *p, size_t n) {
-  struct pc_conn *c = conn_of(s);
-  if (c->swallow) return;
-  if (c->tcp.write_queue_size > PC_MAX_PENDING_WRITE) {
-    pc_log_warn("client too slow: %zu bytes queued, closing its connection", c->tcp.write_queue_size);
-    pc_conn_abort(c);
-    return;
-  }
-  pc_respond_body(c, p, n);
+static const struct pc_req *req_of(const struct pc_exchange *x) { return pc_conn_req(x->conn); }
+
+static void x_set_state(struct pc_exchange *x, enum pc_x_state s) { x->state = s; }
+
+static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, s, n);
+  dst[n] = '\0';
 }
 
-static void serve_stale(struct pc_conn *c) {
-  struct pc_held h = c->stale;
-  memset(&c->stale, 0, sizeof c->stale);
+/* ---- the exchange's side of a flight ---- */
+
+/* The exchange behind a subscription; a follower answers as COALESCED. */
+static struct pc_exchange *x_of(struct pc_sub *s) {
+  struct pc_exchange *x = container_of(s, struct pc_exchange, sub);
+  if (s->follower) x->resp.cache = "COALESCED";
+  return x;
+}
+
+/* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
+static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
+  struct pc_exchange *x = x_of(s);
+  if (status == 429) x->resp.err_class = PC_ERRC_UPSTREAM_429;
+  else if (status >= 500) x->resp.err_class = PC_ERRC_UPSTREAM_5XX;
+  else if (status >= 400) x->resp.err_class = PC_ERRC_UPSTREAM_4XX;
+  if (x->stale.block && (status >= 500 || status == 429)) {
+    x->swallow = 1;
+    return;
+  }
+  pc_respond_head(x, status, headers, len);
+}
+
+static void sub_body(struct pc_sub *s, const char *p, size_t n) {
+  struct pc_exchange *x = x_of(s);
+  if (x->swallow) return;
+  if (pc_conn_queued(x->conn) > PC_MAX_PENDING_WRITE) {
+    pc_log_warn("client too slow: %zu bytes queued, closing its connection", pc_conn_queued(x->conn));
+    pc_conn_abort(x->conn);
+    return;
+  }
+  pc_respond_body(x, p, n);
+}
+
+static void serve_stale(struct pc_exchange *x) {
+  struct pc_held h = x->stale;
+  memset(&x->stale, 0, sizeof x->stale);
   int64_t now = pc_now_ms();
-  c->resp.cache = "STALE";
-  pc_usage_read(h.e.usage.p, h.e.usage.n, &c->resp.usage);
-  pc_respond_hit(c, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
+  x->resp.cache = "STALE";
+  pc_usage_read(h.e.usage.p, h.e.usage.n, &x->resp.usage);
+  pc_respond_hit(x, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
 }
 
 static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
-  struct pc_conn *c = conn_of(s);
-  c->resp.upstream_us = upstream_us;
-  if (s->follower) c->resp.usage = s->usage;
-  if (rc == PC_EUPCONNECT) c->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
-  else if (rc == PC_EUPTIMEOUT) c->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
-  else if (rc == PC_EUPPROTO) c->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
-  if (c->swallow || (rc && rc != PC_ECANCELED && !c->resp.head_sent && c->stale.block)) serve_stale(c);
-  else if (!rc) pc_respond_end(c);
-  else if (c->resp.head_sent) pc_conn_abort(c); /* truncated: the client must see it cut */
+  struct pc_exchange *x = x_of(s);
+  x->resp.upstream_us = upstream_us;
+  if (s->follower) x->resp.usage = s->usage;
+  if (rc == PC_EUPCONNECT) x->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
+  else if (rc == PC_EUPTIMEOUT) x->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
+  else if (rc == PC_EUPPROTO) x->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
+  x_set_state(x, PC_X_DONE);
+  if (x->swallow || (rc && rc != PC_ECANCELED && !x->resp.head_sent && x->stale.block)) serve_stale(x);
+  else if (!rc) pc_respond_end(x);
+  else if (x->resp.head_sent) pc_conn_abort(x->conn); /* cut: the client must see it cut */
   else if (rc == PC_EUPTIMEOUT)
-    pc_respond_error(c, 504, "upstream_timeout", "upstream did not answer within --upstream-timeout");
-  else if (rc == PC_EUPCONNECT) pc_respond_error(c, 502, "upstream_unreachable", "could not connect to upstream");
-  else if (rc == PC_ECANCELED) pc_respond_error(c, 503, "shutting_down", "promptcache is shutting down");
-  else pc_respond_error(c, 502, "upstream_error", "upstream sent an invalid or incomplete response");
+    pc_respond_error(x, 504, "upstream_timeout", "upstream did not answer within --upstream-timeout");
+  else if (rc == PC_EUPCONNECT) pc_respond_error(x, 502, "upstream_unreachable", "could not connect to upstream");
+  else if (rc == PC_ECANCELED) pc_respond_error(x, 503, "shutting_down", "promptcache is shutting down");
+  else if (rc == PC_ENOMEM) pc_respond_error(x, 503, "overloaded", "out of memory for this response; retry later");
+  else pc_respond_error(x, 502, "upstream_error", "upstream sent an invalid or incomplete response");
 }
 
 static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
 
 /* ---- request analysis ---- */
 
-static int name_eq(const char *a, size_t n, const char *lit) { return strlen(lit) == n && !strncasecmp(a, lit, n); }
-
-/* Request headers never forwarded: hop-by-hop, framing that libcurl redoes,
- * and the proxy's own controls. */
-static int dropped_request_header(const char *name, size_t n) {
-  static const char *const drop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
-                                     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
-                                     "expect", "accept-encoding", "cache-control"};
-  for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
-    if (name_eq(name, n, drop[i])) return 1;
-  return n >= 14 && !strncasecmp(name, "x-promptcache-", 14);
-}
-
-/* Next element of a comma-separated header value, spaces trimmed; 0 at the end. */
-static int next_token(const char **p, const char *end, const char **tok, size_t *len) {
-  while (*p < end && (**p == ' ' || **p == ',')) (*p)++;
-  if (*p >= end) return 0;
-  *tok = *p;
-  while (*p < end && **p != ',') (*p)++;
-  *len = (size_t)(*p - *tok);
-  while (*len && (*tok)[*len - 1] == ' ') (*len)--;
-  return 1;
-}
-
-/* Is `name` listed in the Connection header (and so hop-by-hop)? */
-static int named_by_connection(const struct pc_req *r, const char *name, size_t n) {
-  size_t clen, tl;
-  const char *conn = pc_req_header(r, "connection", &clen), *tok;
-  if (!conn) return 0;
-  for (const char *p = conn, *end = conn + clen; next_token(&p, end, &tok, &tl);)
-    if (tl == n && !strncasecmp(tok, name, n)) return 1;
-  return 0;
-}
-
 static int build_upstream_headers(const struct pc_req *r, struct curl_slist **out) {
   int rc = 0, has_ctype = 0, has_accept = 0;
+  size_t clen = 0;
+  const char *conn = pc_req_header(r, "connection", &clen);
   for (size_t i = 0; i < r->nh && !rc; i++) {
     const char *name = r->hbuf.data + r->h[i].name, *val = r->hbuf.data + r->h[i].value;
     size_t n = r->h[i].nlen;
-    if (dropped_request_header(name, n) || named_by_connection(r, name, n)) continue;
-    has_ctype |= name_eq(name, n, "content-type");
-    has_accept |= name_eq(name, n, "accept");
+    if (!pc_policy_forward_request_header(name, n, conn, clen)) continue;
+    has_ctype |= n == 12 && !strncasecmp(name, "content-type", 12);
+    has_accept |= n == 6 && !strncasecmp(name, "accept", 6);
     rc = pc_upstream_header(out, name, n, val, r->h[i].vlen);
   }
   /* Stop libcurl from adding headers the client did not send. */
@@ -158,16 +147,17 @@ static int upstream_url(const struct pc_route_match *m, pc_buf *url) {
   return rc;
 }
 
-/* Fingerprint of whatever credential the request carries, or "". */
-static void credential_fp(struct pc_conn *c, const struct pc_route_match *m, char out[PC_FP_LEN * 2 + 1]) {
-  static const char *const names[] = {"authorization", "x-api-key", "api-key", "x-goog-api-key"};
+/* Fingerprint of whatever credential the request carries (headers of
+ * policy.h's list, credential query parameters), or "". */
+static void credential_fp(struct pc_exchange *x, const struct pc_route_match *m, char out[PC_FP_LEN * 2 + 1]) {
   pc_buf cred;
   pc_buf_init(&cred, PC_MAX_HEADER_BYTES * 2);
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+  for (size_t i = 0; pc_policy_credential_headers[i]; i++) {
     size_t n;
-    const char *v = pc_req_header(&c->req, names[i], &n);
+    const char *v = pc_req_header(req_of(x), pc_policy_credential_headers[i], &n);
     if (!v) continue;
-    pc_buf_printf(&cred, "%s:", names[i]);
+    pc_buf_puts(&cred, pc_policy_credential_headers[i]);
+    pc_buf_putc(&cred, ':');
     pc_buf_append(&cred, v, n);
     pc_buf_putc(&cred, '\n');
   }
@@ -178,51 +168,35 @@ static void credential_fp(struct pc_conn *c, const struct pc_route_match *m, cha
     pc_buf_free(&scratch);
   }
   out[0] = '\0';
-  if (cred.len) pc_key_fingerprint(c->w->secret, sizeof c->w->secret, cred.data, cred.len, out);
+  if (cred.len) pc_key_fingerprint(x->flow->secret, sizeof x->flow->secret, cred.data, cred.len, out);
   pc_buf_free(&cred);
 }
 
-/* Per-request cache controls (SPEC §5). */
-struct controls {
-  int no_store, no_cache, only_if_cached, paced;
-  int64_t max_age_s; /* -1: any age */
-  int64_t ttl_ms;
-};
+/* The request headers the key reads, in the memo's order: namespace, the
+ * credential headers, the key headers. */
+#define N_IDENTITY_HEADERS (1 + 4 + PC_KEY_N_HEADERS)
 
-static int parse_controls(struct pc_conn *c, struct controls *ct) {
-  size_t n;
-  const char *v = pc_req_header(&c->req, "cache-control", &n);
-  memset(ct, 0, sizeof *ct);
-  ct->max_age_s = -1;
-  ct->ttl_ms = c->w->cfg->ttl_ms;
-  ct->paced = c->w->cfg->replay_pacing_original;
-  const char *tok;
-  size_t tl;
-  for (const char *p = v, *end = v ? v + n : NULL; v && next_token(&p, end, &tok, &tl);) {
-    if (tl == 8 && !strncasecmp(tok, "no-store", 8)) ct->no_store = 1;
-    else if (tl == 8 && !strncasecmp(tok, "no-cache", 8)) ct->no_cache = 1;
-    else if (tl == 14 && !strncasecmp(tok, "only-if-cached", 14)) ct->only_if_cached = 1;
-    else if (tl > 8 && !strncasecmp(tok, "max-age=", 8)) {
-      char num[24];
-      size_t nl = tl - 8 < sizeof num - 1 ? tl - 8 : sizeof num - 1;
-      memcpy(num, tok + 8, nl);
-      num[nl] = '\0';
-      char *e;
-      long long a = strtoll(num, &e, 10);
-      if (*e || a < 0) return -1;
-      ct->max_age_s = a;
-    }
-  }
-  const char *ttl = pc_req_header(&c->req, "x-promptcache-ttl", NULL);
-  if (ttl && pc_config_parse_duration(ttl, &ct->ttl_ms)) return -2;
-  const char *pacing = pc_req_header(&c->req, "x-promptcache-pacing", NULL);
-  if (pacing) ct->paced = !strcasecmp(pacing, "original");
-  return 0;
+static size_t identity_headers(const struct pc_req *r, const char **v, size_t *n) {
+  size_t k = 0;
+  v[k] = pc_req_header(r, "x-promptcache-namespace", &n[k]);
+  k++;
+  for (size_t i = 0; pc_policy_credential_headers[i] && k < N_IDENTITY_HEADERS; i++, k++)
+    v[k] = pc_req_header(r, pc_policy_credential_headers[i], &n[k]);
+  for (int i = 0; i < PC_KEY_N_HEADERS && k < N_IDENTITY_HEADERS; i++, k++)
+    v[k] = pc_req_header(r, pc_key_headers[i], &n[k]);
+  return k;
 }
 
-/* Serve from the cache if a fresh entry for exactly this request exists. An
- * entry that matches but is expired (or older than max-age) is kept in
- * c->stale for stale-if-error. */
+static int raw_identity(struct pc_exchange *x, const struct pc_route_match *m) {
+  const struct pc_req *r = req_of(x);
+  const char *v[N_IDENTITY_HEADERS];
+  size_t n[N_IDENTITY_HEADERS] = {0};
+  struct pc_rawkey_in in = {.route = m->route, .method = r->method, .target = r->target.data,
+                            .target_len = r->target.len, .values = v, .lens = n,
+                            .n_values = identity_headers(r, v, n), .body = r->body.data, .body_len = r->body.len};
+  return pc_rawkey_identity(&in, &x->flow->rawid);
+}
+
 /* A private copy of an entry (for stale-if-error or a paced replay, which
  * outlive the read txn). */
 static int hold_copy(const void *p, size_t n, struct pc_held *h) {
@@ -237,251 +211,487 @@ static int hold_copy(const void *p, size_t n, struct pc_held *h) {
   return 0;
 }
 
+/* Decode a stored entry for a hit. Its checksum is verified the first time
+ * this loop serves it (a damaged entry is a miss, never served); after that
+ * the loop remembers it (key, creation time and length: an overwrite
+ * changes them) and skips the pass over its bytes. */
+static int decode_checked(struct pc_flow *fw, const struct pc_key *key, const void *p, size_t n, struct pc_entry *e) {
+  struct pc_verified *v = &fw->verified[(key->b[0] | (unsigned)key->b[1] << 8) % PC_VERIFIED_SLOTS];
+  int known = v->len == n && !memcmp(v->key, key->b, 16);
+  int rc = pc_entry_decode(p, n, !known, e);
+  if (!rc && known && v->created_ms != e->created_ms) rc = pc_entry_decode(p, n, 1, e); /* overwritten since */
+  if (rc) {
+    v->len = 0;
+    return rc;
+  }
+  memcpy(v->key, key->b, 16);
+  v->len = n;
+  v->created_ms = e->created_ms;
+  return 0;
+}
+
 /* Serve from the cache if a fresh entry for exactly this request exists;
  * zero-copy: the response is written from the LMDB map while the read txn
- * is held. An entry that matches but is expired (or older than max-age) is
- * copied to c->stale for stale-if-error. */
-static int try_hit(struct pc_conn *c, const struct pc_key *key, const pc_buf *material, const struct controls *ct) {
-  pc_cache *cache = c->w->cache;
+ * is held. An entry that matches but is not fresh is copied to x->stale for
+ * stale-if-error. Returns whether it served. */
+static int try_hit(struct pc_exchange *x, const struct pc_key *key, const char *material, size_t mlen,
+                   const struct pc_controls *ct) {
+  struct pc_flow *fw = x->flow;
   const void *p;
   size_t n;
   struct pc_entry e;
-  if (pc_cache_get_ref(cache, key->b, &p, &n)) return 0;
-  if (pc_entry_decode(p, n, 0, &e) || e.request.n != material->len ||
-      memcmp(e.request.p, material->data, material->len)) {
-    pc_cache_release(cache);
+  if (pc_cache_get_ref(fw->cache, key->b, &p, &n)) return 0;
+  if (decode_checked(fw, key, p, n, &e) || e.request.n != mlen || memcmp(e.request.p, material, mlen)) {
+    pc_cache_release(fw->cache);
     return 0;
   }
   int64_t now = pc_now_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
-  /* replay serves recordings whatever their age: a CI fixture must not rot.
-   * max-age=N accepts entries younger than N seconds, to the millisecond. */
-  int fresh = c->w->cfg->mode == PC_MODE_REPLAY ||
-              !((e.expires_ms && now >= e.expires_ms) || (ct->max_age_s >= 0 && now - e.created_ms >= ct->max_age_s * 1000));
-  if (!fresh) {
-    hold_copy(p, n, &c->stale);
-    pc_cache_release(cache);
+  if (!pc_policy_fresh(fw->cfg->mode, ct, e.created_ms, e.expires_ms, now)) {
+    hold_copy(p, n, &x->stale);
+    pc_cache_release(fw->cache);
     return 0;
   }
-  c->resp.cache = "HIT";
-  pc_usage_read(e.usage.p, e.usage.n, &c->resp.usage);
-  pc_writer_touch(c->w->port, key->b); /* batched: for LRU eviction */
+  x->resp.cache = "HIT";
+  pc_usage_read(e.usage.p, e.usage.n, &x->resp.usage);
+  pc_writer_touch(fw->port, key->b); /* batched: for LRU eviction */
+  x_set_state(x, PC_X_DONE);
   if (ct->paced && (e.flags & PC_ENTRY_F_SSE)) {
     struct pc_held h = {0};
     int rc = hold_copy(p, n, &h);
-    pc_cache_release(cache);
-    if (rc) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
-    else pc_respond_hit(c, h.block, &h.e, age, 1);
+    pc_cache_release(fw->cache);
+    if (rc) pc_respond_error(x, 500, "internal_error", pc_strerror(rc));
+    else pc_respond_hit(x, h.block, &h.e, age, 1);
     return 1;
   }
-  pc_respond_hit_borrowed(c, &e, age);
-  pc_cache_release(cache); /* before finishing: the next pipelined request may look up */
-  pc_conn_finish(c);
+  int rc = pc_respond_hit_borrowed(x, &e, age);
+  pc_cache_release(fw->cache); /* before finishing: the next pipelined request may look up */
+  if (rc) pc_conn_abort(x->conn);
+  else pc_conn_finish(x->conn);
   return 1;
 }
 
-/* Everything a request for a flight may hold that the flight did not take. */
-static void free_flight_req(struct pc_flight_req *fr) {
-  pc_buf_free(&fr->url);
-  pc_buf_free(&fr->body);
-  pc_buf_free(&fr->material);
-  pc_upstream_headers_free(fr->headers);
-  fr->headers = NULL;
-}
-
-/* Start the exchange, or join an identical one in flight on any worker
+/* Start the exchange, or join an identical one in flight on any loop
  * (pc_flight_start claims the key atomically). */
-static void start_flight(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr) {
+static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr) {
+  struct pc_req *r = pc_conn_req(x->conn);
   int rc = upstream_url(m, &fr->url);
-  if (!rc) rc = build_upstream_headers(&c->req, &fr->headers);
+  if (!rc) rc = build_upstream_headers(r, &fr->headers);
   if (!rc) {
-    fr->method = c->req.method;
-    fr->body = c->req.body; /* hand-over: the conn gets a fresh body buffer */
-    pc_buf_init(&c->req.body, c->w->cfg->max_body);
-    c->sub.ops = &sub_ops;
-    rc = pc_flight_start(c->w, fr, &c->sub); /* PC_EEXISTS: joined an identical one */
+    fr->method = r->method;
+    fr->body = r->body; /* hand-over: the request gets a fresh body buffer */
+    pc_buf_init(&r->body, r->body.max);
+    x->sub.ops = &sub_ops;
+    x_set_state(x, PC_X_FLIGHT);
+    rc = pc_flight_start(x->flow->flights, fr, &x->sub); /* PC_EEXISTS: joined an identical one */
   }
-  if (rc) free_flight_req(fr);
-  if (rc && rc != PC_EEXISTS) pc_respond_error(c, 500, "internal_error", pc_strerror(rc));
+  pc_flight_req_free(fr);
+  if (rc && rc != PC_EEXISTS) {
+    x_set_state(x, PC_X_DONE);
+    pc_respond_error(x, 500, "internal_error", pc_strerror(rc));
+  }
 }
 
-static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
-  if (n >= cap) n = cap - 1;
-  memcpy(dst, s, n);
-  dst[n] = '\0';
+static char *dup_n(const char *s, size_t n) {
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, s, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+/* Header values that enter the key must survive export as JSON text: a
+ * request whose values are not UTF-8 is forwarded uncached. */
+static int key_headers_printable(const struct pc_req *r) {
+  for (int i = 0; i < PC_KEY_N_HEADERS; i++) {
+    size_t n;
+    const char *v = pc_req_header(r, pc_key_headers[i], &n);
+    if (v && !pc_utf8_valid(v, n)) return 0;
+  }
+  return 1;
 }
 
 /* Canonicalize and key a cacheable request. Returns 0 when it can be cached. */
-static int key_request(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
-  const struct pc_config *cfg = c->w->cfg;
+static int key_request(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
+  struct pc_flow *fw = x->flow;
+  const struct pc_req *r = req_of(x);
+  const struct pc_config *cfg = fw->cfg;
   struct pc_canon_info info;
-  pc_buf *canon = &c->w->scratch, *material = &c->w->material; /* per loop: no allocation per hit */
+  pc_buf *canon = &fw->scratch, *material = &fw->material; /* per loop: no allocation per hit */
   pc_buf_reset(canon);
   pc_buf_reset(material);
-  int rc = pc_canon_json(c->req.body.data ? c->req.body.data : "", c->req.body.len,
-                         (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon, &info);
+  if (!key_headers_printable(r)) return PC_EUTF8;
+  int rc = pc_canon_json(r->body.data ? r->body.data : "", r->body.len, (const char *const *)cfg->ignore_fields.v,
+                         cfg->ignore_fields.n, canon, &info);
+  size_t nslen = 0;
+  const char *ns = pc_req_header(r, "x-promptcache-namespace", &nslen);
   if (!rc) {
     char fp[PC_FP_LEN * 2 + 1] = "";
-    size_t nslen = 0;
-    const char *ns = pc_req_header(&c->req, "x-promptcache-namespace", &nslen);
-    struct pc_key_input in = {.route = m->route, .method = c->req.method, .path = m->path,
-                              .path_len = m->path_len, .query = m->query, .ns = ns ? ns : "",
-                              .cred_fp_hex = fp, .body = canon->data, .body_len = canon->len};
-    if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(c, m, fp);
-    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(&c->req, pc_key_headers[i], NULL);
+    struct pc_key_input in = {.route = m->route, .method = r->method, .path = m->path, .path_len = m->path_len,
+                              .query = m->query, .ns = ns ? ns : "", .cred_fp_hex = fp, .body = canon->data,
+                              .body_len = canon->len};
+    if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(x, m, fp);
+    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(r, pc_key_headers[i], NULL);
     rc = pc_key_material(&in, material);
-    copy_str(fr->ns, sizeof fr->ns, ns ? ns : "", nslen);
   }
   if (!rc) {
     pc_key_hash(material->data, material->len, &fr->key);
-    pc_key_hex(&fr->key, c->resp.key);
-    copy_str(fr->route, sizeof fr->route, m->route, strlen(m->route));
-    copy_str(fr->path, sizeof fr->path, m->path, m->path_len);
-    copy_str(fr->model, sizeof fr->model, info.model, strlen(info.model));
-    copy_str(c->resp.model, sizeof c->resp.model, info.model, strlen(info.model));
+    pc_key_hex(&fr->key, x->resp.key);
+    fr->ns = dup_n(ns ? ns : "", nslen);
+    fr->route = dup_n(m->route, strlen(m->route));
+    fr->path = dup_n(m->path, m->path_len);
+    fr->model = dup_n(info.model, strlen(info.model));
+    if (!fr->ns || !fr->route || !fr->path || !fr->model) rc = PC_ENOMEM;
+    copy_str(x->resp.model, sizeof x->resp.model, info.model, strlen(info.model));
     *stream = info.stream;
   }
   return rc;
 }
 
 /* Replay mode never contacts upstream: a miss is a 424 that explains itself
- * (the nearest recorded request and where it differs), also in the log. */
-static void replay_miss(struct pc_conn *c, const struct pc_route_match *m, const struct pc_flight_req *fr) {
+ * (the nearest recorded request the caller could have hit, and where it
+ * differs), also in the log. */
+static void replay_miss(struct pc_exchange *x, const struct pc_route_match *m, const struct pc_flight_req *fr) {
+  const struct pc_req *r = req_of(x);
   struct pc_nearest near;
-  pc_buf body, text;
+  pc_buf body, text, msg;
   pc_buf_init(&body, 1 << 20);
   pc_buf_init(&text, 1 << 20);
+  pc_buf_init(&msg, 2 << 20);
   int cacheable = fr->material.len > 0;
-  int rc = cacheable ? pc_nearest_find(c->w->cache, m->route, fr->path, fr->material.data, fr->material.len, &near) : 0;
+  int rc = cacheable ? pc_nearest_find(x->flow->cache, m->route, fr->path ? fr->path : "", fr->material.data,
+                                       fr->material.len, &near)
+                     : 0;
   if (!cacheable) memset(&near, 0, sizeof near);
   const char *why = cacheable ? "no recorded response for this request (replay mode never contacts upstream)"
                               : "this request is not cacheable and replay mode never contacts upstream";
   if (!rc) rc = pc_buf_puts(&body, "{\"error\":{\"type\":\"promptcache_replay_miss\",\"code\":\"replay_miss\",\"message\":");
   if (!rc) rc = pc_nearest_text(&near, &text);
-  pc_buf msg;
-  pc_buf_init(&msg, 2 << 20);
   if (!rc) rc = pc_buf_printf(&msg, "%s; %s", why, text.data ? text.data : "");
   if (!rc) rc = pc_json_write_string(&body, msg.data, msg.len);
-  if (!rc && cacheable) rc = pc_buf_printf(&body, ",\"key\":\"%s\",\"nearest\":", c->resp.key);
+  if (!rc && cacheable) rc = pc_buf_printf(&body, ",\"key\":\"%s\",\"nearest\":", x->resp.key);
   else if (!rc) rc = pc_buf_puts(&body, ",\"key\":null,\"nearest\":");
   if (!rc) rc = pc_nearest_json(&near, &body);
   if (!rc) rc = pc_buf_puts(&body, "}}\n");
-  pc_log_warn("replay miss %s %.*s key=%s: %s", c->req.method, (int)strcspn(c->req.target.data, "?"),
-              c->req.target.data, cacheable ? c->resp.key : "-", msg.data ? msg.data : pc_strerror(rc));
-  c->resp.replay_miss = 1;
-  c->resp.extra_headers = "x-should-retry: false\r\n";
-  if (rc) pc_respond_error(c, 424, "replay_miss", "replay miss (explanation failed)");
-  else pc_respond_content(c, 424, "application/json", body.data, body.len);
+  pc_log_warn("replay miss %s %.*s key=%s: %s", r->method, (int)strcspn(r->target.data, "?"), r->target.data,
+              cacheable ? x->resp.key : "-", msg.data ? msg.data : pc_strerror(rc));
+  x->resp.replay_miss = 1;
+  x->resp.extra_headers = "x-should-retry: false\r\n";
+  x_set_state(x, PC_X_DONE);
+  if (rc) pc_respond_error(x, 424, "replay_miss", "replay miss (explanation failed)");
+  else pc_respond_content(x, 424, "application/json", body.data, body.len);
   pc_nearest_free(&near);
   pc_buf_free(&body);
   pc_buf_free(&text);
   pc_buf_free(&msg);
 }
 
-/* Whether a cacheable request looks the cache up (SPEC §5, §6). */
-static int looks_up(const struct pc_config *cfg, const struct controls *ct) {
-  return cfg->mode == PC_MODE_REPLAY || (!ct->no_store && !ct->no_cache && cfg->mode != PC_MODE_RECORD);
-}
-
 enum memo { MEMO_UNKNOWN, MEMO_HIT, MEMO_MISS };
 
 /* An exact repeat of a recently keyed request is looked up without
  * canonicalizing again. MEMO_MISS: it was looked up and is not served (an
- * expired entry is kept in c->stale), so the normal path, which computes the
+ * expired entry is kept in x->stale), so the normal path, which computes the
  * same key, need not look up again. */
-static enum memo memo_lookup(struct pc_conn *c, const struct controls *ct) {
+static enum memo memo_lookup(struct pc_exchange *x, const struct pc_controls *ct) {
   struct pc_key key;
   const char *material, *model;
   size_t mlen;
-  if (pc_rawkey_get(c->w->rawkey, &c->w->rawid, &key, &material, &mlen, &model)) return MEMO_UNKNOWN;
-  pc_key_hex(&key, c->resp.key);
-  copy_str(c->resp.model, sizeof c->resp.model, model, strlen(model));
-  const pc_buf view = {(char *)material, mlen, mlen, mlen};
-  return try_hit(c, &key, &view, ct) ? MEMO_HIT : MEMO_MISS;
+  if (pc_rawkey_get(x->flow->rawkey, &x->flow->rawid, &key, &material, &mlen, &model)) return MEMO_UNKNOWN;
+  pc_key_hex(&key, x->resp.key);
+  copy_str(x->resp.model, sizeof x->resp.model, model, strlen(model));
+  return try_hit(x, &key, material, mlen, ct) ? MEMO_HIT : MEMO_MISS;
 }
 
-/* A cacheable request: hit, coalesce, or miss (SPEC §5, §6). */
-static void handle_cacheable(struct pc_conn *c, const struct pc_route_match *m, struct pc_flight_req *fr,
-                             const struct controls *ct, int stream, int looked_up) {
-  const struct pc_config *cfg = c->w->cfg;
-  int replay = cfg->mode == PC_MODE_REPLAY;
-  int lookup = looks_up(cfg, ct) && !looked_up;
-  int stores = cfg->mode == PC_MODE_READWRITE || cfg->mode == PC_MODE_RECORD;
-  if (lookup && try_hit(c, &fr->key, &c->w->material, ct)) {
-    free_flight_req(fr);
-    return;
-  }
-  /* a miss: the canonical request goes with the flight (hand-over; the
-   * loop starts a fresh buffer for its next request) */
+/* A cacheable request after its lookup: replay miss, only-if-cached miss,
+ * or a flight to upstream (SPEC §5, §6). */
+static void handle_miss(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr,
+                        const struct pc_controls *ct, const struct pc_decision *d, int stream) {
+  struct pc_flow *fw = x->flow;
+  /* the canonical request goes with the flight (hand-over; the loop starts
+   * a fresh buffer for its next request) */
   pc_buf_free(&fr->material);
-  fr->material = c->w->material;
-  pc_buf_init(&c->w->material, c->w->material.max);
-  if (replay) {
-    c->resp.cache = "MISS";
-    replay_miss(c, m, fr);
-    free_flight_req(fr);
+  fr->material = fw->material;
+  pc_buf_init(&fw->material, fw->material.max);
+  if (fw->cfg->mode == PC_MODE_REPLAY) {
+    x->resp.cache = "MISS";
+    replay_miss(x, m, fr);
+    pc_flight_req_free(fr);
     return;
   }
-  if (ct->only_if_cached) {
-    free_flight_req(fr);
-    c->resp.cache = "MISS";
-    pc_respond_error(c, 504, "not_cached", "Cache-Control: only-if-cached and no fresh entry is stored");
+  if (!d->upstream) {
+    pc_flight_req_free(fr);
+    x->resp.cache = "MISS";
+    x_set_state(x, PC_X_DONE);
+    pc_respond_error(x, 504, "not_cached", "Cache-Control: only-if-cached and no fresh entry is stored");
     return;
   }
-  c->resp.cache = ct->no_store ? "BYPASS" : ct->no_cache ? "REFRESH" : "MISS";
-  fr->store = stores && !ct->no_store;
-  fr->coalesce = !ct->no_store && !ct->no_cache;
+  x->resp.cache = d->miss_status;
+  fr->store = d->store;
+  fr->coalesce = d->coalesce;
   fr->stream = stream;
   fr->terminal = stream ? pc_sse_terminal_for(m->path, m->path_len) : PC_SSE_NONE;
   fr->ttl_ms = ct->ttl_ms;
-  start_flight(c, m, fr);
+  start_flight(x, m, fr);
 }
 
-void pc_proxy_handle(struct pc_conn *c) {
-  const struct pc_config *cfg = c->w->cfg;
-  const char *target = c->req.target.data ? c->req.target.data : "";
+static void admin(struct pc_exchange *x) {
+  const struct pc_req *r = req_of(x);
+  struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body.data,
+                            .body_len = r->body.len};
+  rq.authorization = pc_req_header(r, "authorization", &rq.auth_len);
+  struct pc_admin_resp o;
+  pc_admin_handle(x->flow->cfg, x->flow->cache, &rq, &o);
+  x->resp.extra_headers = o.extra_headers;
+  x_set_state(x, PC_X_DONE);
+  if (o.code) pc_respond_error(x, o.status, o.code, o.msg);
+  else pc_respond_content(x, o.status, o.ctype, o.body, o.len);
+  pc_admin_resp_free(&o);
+}
+
+/* Checks of what the client asked before anything is looked up; returns
+ * whether the request was answered (with an error). */
+static int refuse(struct pc_exchange *x, struct pc_controls *ct) {
+  const struct pc_req *r = req_of(x);
+  size_t n = 0;
+  const char *cc = pc_req_header(r, "cache-control", &n);
+  enum pc_controls_error e = pc_policy_controls(x->flow->cfg, cc, n, pc_req_header(r, "x-promptcache-ttl", NULL),
+                                                pc_req_header(r, "x-promptcache-pacing", NULL), ct);
+  const char *msg = e == PC_CONTROLS_BAD_MAX_AGE ? "invalid Cache-Control max-age"
+                    : e == PC_CONTROLS_BAD_TTL   ? "invalid X-PromptCache-TTL: expected a duration like 30s"
+                                                 : NULL;
+  const char *ns = pc_req_header(r, "x-promptcache-namespace", &n);
+  if (!msg && ns && (n > PC_MAX_NAMESPACE || !pc_utf8_valid(ns, n)))
+    msg = "invalid X-PromptCache-Namespace: at most 1024 bytes of UTF-8";
+  if (!msg) return 0;
+  x_set_state(x, PC_X_DONE);
+  pc_respond_error(x, 400, "bad_request", msg);
+  return 1;
+}
+
+static void handle(struct pc_exchange *x) {
+  struct pc_flow *fw = x->flow;
+  const struct pc_config *cfg = fw->cfg;
+  const struct pc_req *r = req_of(x);
+  const char *target = r->target.data ? r->target.data : "";
   if (target[0] != '/') {
-    c->close_after = 1;
-    pc_respond_error(c, 400, "bad_request", "request target must be a path (origin-form)");
+    pc_conn_close_after(x->conn);
+    x_set_state(x, PC_X_DONE);
+    pc_respond_error(x, 400, "bad_request", "request target must be a path (origin-form)");
     return;
   }
-  if (!strncmp(target, "/_promptcache/", 14) || !strcmp(target, "/_promptcache") ||
-      !strncmp(target, "/_promptcache?", 14)) {
-    pc_admin_handle(c);
+  if (pc_admin_path(target)) {
+    admin(x);
     return;
   }
-  struct controls ct;
-  int crc = parse_controls(c, &ct);
-  if (crc) {
-    pc_respond_error(c, 400, "bad_request",
-                     crc == -1 ? "invalid Cache-Control max-age" : "invalid X-PromptCache-TTL: expected a duration like 30s");
-    return;
-  }
+  struct pc_controls ct;
+  if (refuse(x, &ct)) return;
+  struct pc_decision d;
+  pc_policy_decide(cfg->mode, &ct, &d);
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
-  c->resp.route = m.route;
-  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(c->req.method, "POST") &&
-                  pc_route_cacheable(cfg, m.path, m.path_len);
-  int memo = cacheable && looks_up(cfg, &ct) && pc_rawkey_identity(c, &m, &c->w->rawid) == 0;
-  enum memo looked = memo ? memo_lookup(c, &ct) : MEMO_UNKNOWN;
+  x->resp.route = m.route;
+  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(r->method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len);
+  int memo = cacheable && d.lookup && raw_identity(x, &m) == 0;
+  enum memo looked = memo ? memo_lookup(x, &ct) : MEMO_UNKNOWN;
   if (looked == MEMO_HIT) return;
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
   pc_buf_init(&fr.url, 64 * 1024);
   pc_buf_init(&fr.material, 0);
   int stream = 0;
-  if (cacheable && key_request(c, &m, &fr, &stream) == 0) {
+  if (cacheable && key_request(x, &m, &fr, &stream) == 0) {
     if (memo && looked == MEMO_UNKNOWN)
-      pc_rawkey_put(c->w->rawkey, &c->w->rawid, &fr.key, c->w->material.data, c->w->material.len, fr.model);
-    handle_cacheable(c, &m, &fr, &ct, stream, looked == MEMO_MISS);
+      pc_rawkey_put(fw->rawkey, &fw->rawid, &fr.key, fw->material.data, fw->material.len, fr.model);
+    if (d.lookup && looked == MEMO_UNKNOWN && try_hit(x, &fr.key, fw->material.data, fw->material.len, &ct)) {
+      pc_flight_req_free(&fr);
+      return;
+    }
+    handle_miss(x, &m, &fr, &ct, &d, stream);
     return;
   }
-  c->resp.cache = "BYPASS";
-  c->resp.key[0] = '\0';
+  x->resp.cache = "BYPASS";
+  x->resp.key[0] = '\0';
   if (cfg->mode == PC_MODE_REPLAY) {
-    replay_miss(c, &m, &fr);
-    free_flight_req(&fr);
+    replay_miss(x, &m, &fr);
+    pc_flight_req_free(&fr);
     return;
   }
-  start_flight(c, &m, &fr);
+  start_flight(x, &m, &fr);
+}
+
+/* ---- the exchange's life ---- */
+
+static void x_begin(struct pc_exchange *x) {
+  pc_held_release(&x->replay);
+  pc_held_release(&x->stale);
+  x->swallow = 0;
+  memset(&x->resp, 0, sizeof x->resp);
+  x->resp.upstream_us = -1;
+  x->resp.err_class = -1;
+  x->resp.route = "";
+  x_set_state(x, PC_X_DECIDING);
+}
+
+static struct pc_exchange *exchange_for(struct pc_conn *c) {
+  struct pc_exchange *x = pc_conn_user(c);
+  if (x) return x;
+  x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  x->conn = c;
+  x->flow = pc_conn_pool(c)->app;
+  x->flow->n_exchanges++;
+  pc_conn_set_user(c, x);
+  return x;
+}
+
+static void on_request(struct pc_conn *c) {
+  struct pc_exchange *x = exchange_for(c);
+  if (!x) {
+    pc_conn_abort(c);
+    return;
+  }
+  x_begin(x);
+  handle(x);
+}
+
+static void on_reject(struct pc_conn *c, int status, const char *code, const char *msg) {
+  struct pc_exchange *x = exchange_for(c);
+  if (!x) {
+    pc_conn_abort(c);
+    return;
+  }
+  x_begin(x);
+  x_set_state(x, PC_X_DONE);
+  if (status == 503) x->resp.extra_headers = "Retry-After: 1\r\n";
+  pc_respond_error(x, status, code, msg);
+}
+
+static enum pc_outcome outcome_of(const struct pc_resp *r) {
+  static const char *const names[] = {"HIT", "MISS", "COALESCED", "BYPASS", "REFRESH", "STALE"};
+  if (r->replay_miss) return PC_OUT_REPLAY_MISS;
+  for (int i = 0; r->cache && i < 6; i++)
+    if (!strcmp(r->cache, names[i])) return (enum pc_outcome)i;
+  return PC_OUT_ADMIN;
+}
+
+/* One finished request: stats and the access-log line. */
+static void record(struct pc_exchange *x) {
+  const struct pc_req *r = req_of(x);
+  int64_t total_us = (int64_t)((uv_hrtime() - r->start_ns) / 1000);
+  struct pc_stats_req s = {.outcome = outcome_of(&x->resp), .route = x->resp.route, .model = x->resp.model,
+                           .status = x->resp.status, .upstream_us = x->resp.upstream_us, .total_us = total_us,
+                           .bytes = x->resp.bytes, .usage = x->resp.usage, .err_class = x->resp.err_class};
+  if (s.err_class < 0 && x->resp.status >= 400 && x->resp.status < 500 && x->resp.upstream_us < 0)
+    s.err_class = PC_ERRC_CLIENT;
+  pc_stats_record(&s);
+  struct pc_access a = {
+      .method = r->method[0] ? r->method : "-",
+      .path = r->target.data ? r->target.data : "-",
+      .status = x->resp.status,
+      .cache = x->resp.cache ? x->resp.cache : "-",
+      .key = x->resp.key,
+      .bytes = x->resp.bytes,
+      .upstream_us = x->resp.upstream_us,
+      .total_us = total_us,
+  };
+  pc_log_access(&a);
+}
+
+static void on_end(struct pc_conn *c) {
+  struct pc_exchange *x = pc_conn_user(c);
+  if (!x) return;
+  record(x);
+  pc_flight_leave(&x->sub);
+  if (x->pace) uv_timer_stop(x->pace);
+  pc_held_release(&x->replay);
+  pc_held_release(&x->stale);
+  x_set_state(x, PC_X_IDLE);
+}
+
+static void pace_closed(uv_handle_t *h) { free(h); }
+
+static void on_closed(struct pc_conn *c) {
+  struct pc_exchange *x = pc_conn_user(c);
+  if (!x) return;
+  pc_conn_set_user(c, NULL);
+  if (x->pace) uv_close((uv_handle_t *)x->pace, pace_closed);
+  x->flow->n_exchanges--;
+  free(x);
+}
+
+static const struct pc_conn_ops conn_ops = {PC_CONN_OPS_MAGIC, on_request, on_reject, on_end, on_closed};
+
+/* ---- the flow's per-loop state (the server's application) ---- */
+
+static void flights_idle(void *ud) {
+  struct pc_flow *fw = ud;
+  pc_server_check_done(fw->worker);
+}
+
+static int flow_start(void *ctx, struct pc_worker *w, void **out) {
+  const struct pc_proxy_ctx *pctx = ctx;
+  const struct pc_config *cfg = pctx->cfg;
+  struct pc_flow *fw = calloc(1, sizeof *fw);
+  if (!fw) return PC_ENOMEM;
+  *out = fw;
+  fw->worker = w;
+  fw->loop = pc_worker_loop(w);
+  fw->cfg = cfg;
+  fw->cache = pctx->cache;
+  pc_buf_init(&fw->scratch, cfg->max_body * 2 + 64);
+  pc_buf_init(&fw->material, cfg->max_body * 2 + 64 * 1024);
+  pc_buf_init(&fw->rawid, PC_RAWKEY_MAX_IDENTITY + 4096);
+  pc_buf_init(&fw->out, cfg->max_size / 2 + (1u << 20));
+  fw->rawkey = pc_rawkey_create();
+  int rc = fw->rawkey ? 0 : PC_ENOMEM;
+  if (!rc) rc = pc_cache_secret(fw->cache, fw->secret);
+  if (!rc) rc = pc_upstream_create(fw->loop, cfg, &fw->up);
+  if (!rc) rc = pc_wport_open(pctx->writer, fw->loop, &fw->port);
+  if (!rc) rc = pc_flights_create(fw->loop, cfg, fw->up, fw->port, flights_idle, fw, &fw->flights);
+  return rc;
+}
+
+static int flow_busy(void *app) {
+  struct pc_flow *fw = app;
+  return fw->flights && pc_flights_busy(fw->flights);
+}
+
+static void flow_abort(void *app) {
+  struct pc_flow *fw = app;
+  if (fw->flights) pc_flights_abort_all(fw->flights);
+}
+
+/* Shutdown finished on this loop: close the handles the flow owns. */
+static void flow_close(void *app) {
+  struct pc_flow *fw = app;
+  pc_flights_close(fw->flights);
+  fw->flights = NULL;
+  if (fw->up) pc_upstream_destroy(fw->up);
+  fw->up = NULL;
+  if (fw->port) pc_wport_close(fw->port);
+  fw->port = NULL;
+}
+
+/* On the loop's thread, after it ended: thread-local state too. */
+static void flow_free(void *app) {
+  struct pc_flow *fw = app;
+  pc_cache_thread_done(fw->cache);
+  pc_canon_thread_done();
+  pc_buf_free(&fw->scratch);
+  pc_buf_free(&fw->material);
+  pc_buf_free(&fw->rawid);
+  pc_buf_free(&fw->out);
+  pc_rawkey_destroy(fw->rawkey);
+  free(fw);
+}
+
+void pc_proxy_app(const struct pc_proxy_ctx *ctx, struct pc_app *out) {
+  *out = (struct pc_app){.conn_ops = &conn_ops,
+                         .ctx = (void *)ctx,
+                         .loop_start = flow_start,
+                         .loop_free = flow_free,
+                         .loop_busy = flow_busy,
+                         .loop_abort = flow_abort,
+                         .loop_close = flow_close};
 }

@@ -8,9 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "conn.h"
 #include "error.h"
-#include "route.h"
 
 struct slot {
   uint64_t hash;
@@ -39,23 +37,15 @@ static int part(pc_buf *out, const char *p, size_t n) {
   return rc;
 }
 
-static int header_part(const struct pc_conn *c, pc_buf *out, const char *name) {
-  size_t n = 0;
-  const char *v = pc_req_header(&c->req, name, &n);
-  return v ? part(out, v, n) : pc_buf_putc(out, '-');
-}
-
-int pc_rawkey_identity(const struct pc_conn *c, const struct pc_route_match *m, pc_buf *out) {
-  static const char *const names[] = {"x-promptcache-namespace", "authorization", "x-api-key", "api-key",
-                                      "x-goog-api-key"};
+int pc_rawkey_identity(const struct pc_rawkey_in *in, pc_buf *out) {
   pc_buf_reset(out);
-  if (c->req.body.len + c->req.target.len > PC_RAWKEY_MAX_IDENTITY) return PC_ETOOBIG;
-  int rc = part(out, m->route, strlen(m->route));
-  if (!rc) rc = part(out, c->req.method, strlen(c->req.method));
-  if (!rc) rc = part(out, c->req.target.data, c->req.target.len);
-  for (size_t i = 0; !rc && i < sizeof names / sizeof *names; i++) rc = header_part(c, out, names[i]);
-  for (int i = 0; !rc && i < PC_KEY_N_HEADERS; i++) rc = header_part(c, out, pc_key_headers[i]);
-  if (!rc) rc = part(out, c->req.body.data ? c->req.body.data : "", c->req.body.len);
+  if (in->body_len + in->target_len > PC_RAWKEY_MAX_IDENTITY) return PC_ETOOBIG;
+  int rc = part(out, in->route, strlen(in->route));
+  if (!rc) rc = part(out, in->method, strlen(in->method));
+  if (!rc) rc = part(out, in->target, in->target_len);
+  for (size_t i = 0; !rc && i < in->n_values; i++)
+    rc = in->values[i] ? part(out, in->values[i], in->lens[i]) : pc_buf_putc(out, '-');
+  if (!rc) rc = part(out, in->body ? in->body : "", in->body_len);
   return rc ? rc : out->len > PC_RAWKEY_MAX_IDENTITY ? PC_ETOOBIG : 0;
 }
 

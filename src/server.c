@@ -1,14 +1,15 @@
-/* server.c — `serve`: opens the cache and the writer thread once, then runs
- * --workers event loops (the first on the main thread), each with its own
- * listening sockets on the same ports (SO_REUSEPORT spreads connections),
- * connections and upstream handle. Graceful shutdown on SIGINT/SIGTERM: stop
- * accepting, let in-flight responses finish, then close the cache cleanly; a
- * second signal cancels what is still in flight. */
+/* server.c — `serve`'s transport (see server.h): opens --workers event
+ * loops (the first on the main thread), each with its own listening sockets
+ * on the same ports and its own connections, and hands their requests to
+ * the application. Graceful shutdown on SIGINT/SIGTERM: stop accepting, let
+ * in-flight responses finish, then end the loops; a second signal asks the
+ * application to cancel what is still in flight. */
 #include "server.h"
 
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,34 +17,46 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "admin.h"
-#include "canon.h"
-#include "conn.h"
 #include "error.h"
-#include "export.h"
-#include "flight.h"
 #include "log.h"
-#include "rawkey.h"
-#include "stats.h"
-#include "upstream.h"
-#include "writer.h"
+
+struct pc_server;
+
+struct pc_worker {
+  struct pc_server *srv;
+  int index; /* 0 is the main thread's loop: signals, the tick */
+  pthread_t thread;
+  uv_loop_t loop_storage;
+  uv_loop_t *loop;
+  uv_async_t stop_async; /* another thread asks this loop to shut down */
+  uv_tcp_t listeners[PC_MAX_LISTEN];
+  size_t n_listeners;
+  struct pc_conn_pool pool;
+  void *app;            /* the application's state for this loop */
+  uv_check_t log_check; /* flushes this thread's access log once per iteration */
+  uv_signal_t sigint, sigterm;
+  uv_timer_t tick;
+  int shutting_down;
+  int done; /* shutdown finished: the loop's handles are closing */
+  unsigned seconds;
+};
 
 struct pc_server {
   const struct pc_config *cfg;
-  pc_cache *cache;
-  struct pc_writer *writer;
+  const struct pc_app *app;
   struct pc_worker *workers;
   int n_workers;
-  int ports[PC_MAX_LISTEN]; /* the bound ports (port 0 resolved by the first worker) */
+  int ports[PC_MAX_LISTEN]; /* the bound ports (port 0 resolved by the first loop) */
   atomic_int abort_flights;
 };
+
+uv_loop_t *pc_worker_loop(struct pc_worker *w) { return w->loop; }
+int pc_worker_index(const struct pc_worker *w) { return w->index; }
 
 static void on_connection(uv_stream_t *server, int status) {
   struct pc_worker *w = server->data;
   if (status < 0 || w->shutting_down) return;
-  if (pc_conn_accept(w, server)) pc_log_warn("accept failed");
+  if (pc_conn_accept(&w->pool, server)) pc_log_warn("accept failed");
 }
 
 static int listen_addr(const struct pc_listen *l, int port, struct sockaddr_storage *ss) {
@@ -80,7 +93,7 @@ static int bound_port(int fd) {
 }
 
 static int bind_one(struct pc_worker *w, size_t i) {
-  const struct pc_listen *l = &w->cfg->listen[i];
+  const struct pc_listen *l = &w->srv->cfg->listen[i];
   struct pc_server *srv = w->srv;
   struct sockaddr_storage ss;
   int fd = -1, port = w->index ? srv->ports[i] : l->port;
@@ -110,74 +123,63 @@ static int bind_one(struct pc_worker *w, size_t i) {
   return 0;
 }
 
+/* Once nothing is left to finish, close the loop's own handles so it
+ * ends. Runs once: later ends are no-ops. */
+void pc_server_check_done(struct pc_worker *w) {
+  const struct pc_app *app = w->srv->app;
+  if (!w->shutting_down || w->done || w->pool.n_conns || (w->app && app->loop_busy(w->app))) return;
+  w->done = 1;
+  if (w->index == 0) {
+    uv_close((uv_handle_t *)&w->sigint, NULL);
+    uv_close((uv_handle_t *)&w->sigterm, NULL);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+  }
+  uv_close((uv_handle_t *)&w->stop_async, NULL);
+  uv_close((uv_handle_t *)&w->log_check, NULL);
+  if (w->app) app->loop_close(w->app);
+}
+
+static void on_drained(struct pc_conn_pool *p) { pc_server_check_done(p->drained_ud); }
+
 static void begin_shutdown(struct pc_worker *w) {
   if (w->shutting_down) return;
   w->shutting_down = 1;
   if (w->index == 0) pc_log_info("promptcache: shutting down: finishing in-flight requests");
   for (size_t i = 0; i < w->n_listeners; i++) uv_close((uv_handle_t *)&w->listeners[i], NULL);
-  pc_conn_shutdown_all(w);
-  pc_server_maybe_done(w);
+  pc_conn_shutdown_all(&w->pool);
+  pc_server_check_done(w);
+}
+
+static void abort_app(struct pc_worker *w) {
+  if (w->app) w->srv->app->loop_abort(w->app);
 }
 
 static void on_stop_async(uv_async_t *a) {
   struct pc_worker *w = a->data;
-  if (atomic_load(&w->srv->abort_flights)) pc_flight_abort_all(w);
+  if (atomic_load(&w->srv->abort_flights)) abort_app(w);
   begin_shutdown(w);
 }
 
-/* SIGINT/SIGTERM (main worker): every loop shuts down; a second one also
- * cancels the exchanges still in flight. */
+/* SIGINT/SIGTERM (first loop): every loop shuts down; a second one also
+ * cancels what is still in flight. */
 static void on_signal(uv_signal_t *s, int signum) {
   struct pc_worker *w = s->data;
   struct pc_server *srv = w->srv;
   if (w->shutting_down) atomic_store(&srv->abort_flights, 1);
   for (int i = 1; i < srv->n_workers; i++) uv_async_send(&srv->workers[i].stop_async);
-  if (atomic_load(&srv->abort_flights)) pc_flight_abort_all(w);
+  if (atomic_load(&srv->abort_flights)) abort_app(w);
   begin_shutdown(w);
 }
 
-static void on_xnotify(uv_async_t *a) { pc_flight_pull_remote(a->data); }
-
 static void on_log_check(uv_check_t *h) { pc_log_flush(); }
 
-static atomic_uint trims;
-
-void pc_server_note_trim(void) { atomic_fetch_add_explicit(&trims, 1, memory_order_relaxed); }
-
-/* Every second: hand freed heap pages back after connections went idle;
- * every 10 s: persist lifetime totals (fsync is the writer's job). */
+/* Every second: hand freed heap pages back after connections went idle,
+ * and the application's periodic work. */
 static void on_tick(uv_timer_t *t) {
   struct pc_worker *w = t->data;
-  if (atomic_exchange_explicit(&trims, 0, memory_order_relaxed)) malloc_trim(0);
-  if (++w->ticks % 10 == 0) { /* written by the writer thread: the loop never waits on LMDB's write lock */
-    pc_buf b;
-    pc_buf_init(&b, 1 << 16);
-    if (!pc_stats_lifetime_json(&b)) {
-      size_t n;
-      char *p = pc_buf_steal(&b, &n);
-      pc_writer_meta(w->port, "totals", p, n);
-    }
-    pc_buf_free(&b);
-  }
-}
-
-/* Once nothing is left to finish, close the worker's own handles so its
- * loop ends. Runs once: later connection/flight ends are no-ops. */
-void pc_server_maybe_done(struct pc_worker *w) {
-  if (!w->shutting_down || w->conns || w->flights || w->rsubs || w->done) return;
-  w->done = 1;
-  if (w->index == 0) {
-    uv_close((uv_handle_t *)&w->sigint, NULL);
-    uv_close((uv_handle_t *)&w->sigterm, NULL);
-    uv_close((uv_handle_t *)&w->sync_timer, NULL);
-  }
-  uv_close((uv_handle_t *)&w->stop_async, NULL);
-  uv_close((uv_handle_t *)&w->xnotify, NULL);
-  uv_close((uv_handle_t *)&w->log_check, NULL);
-  pc_upstream_destroy(w->up);
-  w->up = NULL;
-  pc_wport_close(w->port);
-  w->port = NULL;
+  if (pc_conn_take_trimmed()) malloc_trim(0);
+  const struct pc_app *app = w->srv->app;
+  if (app->tick) app->tick(app->tick_ctx, ++w->seconds);
 }
 
 static void main_handles(struct pc_worker *w) {
@@ -186,35 +188,42 @@ static void main_handles(struct pc_worker *w) {
   w->sigint.data = w->sigterm.data = w;
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
-  uv_timer_init(w->loop, &w->sync_timer);
-  w->sync_timer.data = w;
-  uv_timer_start(&w->sync_timer, on_tick, 1000, 1000);
+  uv_timer_init(w->loop, &w->tick);
+  w->tick.data = w;
+  uv_timer_start(&w->tick, on_tick, 1000, 1000);
+}
+
+/* Request bytes all connections may buffer at once: 256 MiB, or room for
+ * two bodies of --max-body; --max-buffered overrides. */
+static size_t body_budget(const struct pc_config *cfg) {
+  if (cfg->max_buffered) return cfg->max_buffered;
+  size_t two = cfg->max_body * 2;
+  return two > ((size_t)256 << 20) ? two : (size_t)256 << 20;
 }
 
 static int worker_init(struct pc_server *srv, int index) {
   struct pc_worker *w = &srv->workers[index];
+  const struct pc_config *cfg = srv->cfg;
   w->srv = srv;
   w->index = index;
-  w->cfg = srv->cfg;
-  w->cache = srv->cache;
-  w->writer = srv->writer;
   w->loop = &w->loop_storage;
-  pc_buf_init(&w->scratch, w->cfg->max_body * 2 + 64);
-  pc_buf_init(&w->material, w->cfg->max_body * 2 + 64 * 1024);
-  pc_buf_init(&w->rawid, PC_RAWKEY_MAX_IDENTITY + 4096);
-  pc_buf_init(&w->out, w->cfg->max_size / 2 + (1u << 20));
-  w->rawkey = pc_rawkey_create();
   uv_loop_init(w->loop);
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
-  uv_async_init(w->loop, &w->xnotify, on_xnotify);
-  w->stop_async.data = w->xnotify.data = w;
+  w->stop_async.data = w;
   uv_check_init(w->loop, &w->log_check);
   uv_check_start(&w->log_check, on_log_check);
   uv_unref((uv_handle_t *)&w->log_check);
-  int rc = pc_cache_secret(w->cache, w->secret);
-  if (!rc) rc = pc_upstream_create(w->loop, w->cfg, &w->up);
-  if (!rc) rc = pc_wport_open(w->writer, w->loop, &w->port);
-  for (size_t i = 0; i < w->cfg->n_listen && !rc; i++) rc = bind_one(w, i);
+  w->pool = (struct pc_conn_pool){.loop = w->loop,
+                                  .ops = srv->app->conn_ops,
+                                  .max_body = cfg->max_body,
+                                  .client_timeout_ms = (uint64_t)cfg->client_timeout_ms,
+                                  .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
+                                  .body_budget = body_budget(cfg),
+                                  .drained = on_drained,
+                                  .drained_ud = w};
+  int rc = srv->app->loop_start(srv->app->ctx, w, &w->app);
+  w->pool.app = w->app;
+  for (size_t i = 0; i < cfg->n_listen && !rc; i++) rc = bind_one(w, i);
   if (!rc && index == 0) main_handles(w);
   if (rc && rc != PC_EINVAL && rc != PC_EIO) fprintf(stderr, "promptcache: cannot initialise: %s\n", pc_strerror(rc));
   return rc;
@@ -224,28 +233,20 @@ static void close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-/* Close whatever a failed or finished worker still has, and its loop. */
+/* Close whatever a failed or finished loop still has, and the loop (on the
+ * loop's own thread: the application frees its thread-local state). */
 static void worker_teardown(struct pc_worker *w) {
   if (!w->loop) return;
   if (!w->done) {
-    w->shutting_down = 1;
-    if (w->up) pc_upstream_destroy(w->up);
-    if (w->port) pc_wport_close(w->port);
-    w->up = NULL;
-    w->port = NULL;
+    w->shutting_down = w->done = 1;
+    if (w->app) w->srv->app->loop_close(w->app);
   }
   uv_walk(w->loop, close_walk, NULL);
   uv_run(w->loop, UV_RUN_DEFAULT);
   uv_loop_close(w->loop);
-  pc_cache_thread_done(w->cache);
+  if (w->app) w->srv->app->loop_free(w->app);
+  w->app = NULL;
   pc_log_thread_done();
-  pc_canon_thread_done();
-  pc_buf_free(&w->scratch);
-  pc_buf_free(&w->material);
-  pc_buf_free(&w->rawid);
-  pc_buf_free(&w->out);
-  pc_rawkey_destroy(w->rawkey);
-  w->rawkey = NULL;
 }
 
 static void *worker_thread(void *arg) {
@@ -255,65 +256,15 @@ static void *worker_thread(void *arg) {
   return NULL;
 }
 
-/* --replay FILE...: import recordings before serving, so a CI job needs only
- * the committed JSONL file. */
-static int load_recordings(struct pc_server *srv) {
-  for (size_t i = 0; i < srv->cfg->replay_files.n; i++) {
-    char err[512] = "";
-    size_t n = 0;
-    int rc = pc_import_file(srv->cache, srv->cfg->replay_files.v[i], &n, err, sizeof err);
-    if (rc) {
-      fprintf(stderr, "promptcache: %s\n", err[0] ? err : pc_strerror(rc));
-      return PC_EINVAL;
-    }
-    pc_log_info("promptcache: loaded %zu recorded entries from %s", n, srv->cfg->replay_files.v[i]);
-  }
-  return 0;
-}
-
-static int shared_init(struct pc_server *srv, const struct pc_config *cfg) {
-  srv->cfg = cfg;
-  srv->n_workers = cfg->workers;
-  srv->workers = calloc((size_t)cfg->workers, sizeof *srv->workers);
-  if (!srv->workers) return PC_ENOMEM;
-  int rc = pc_cache_open(cfg->db, cfg->max_size, cfg->sync_batch ? PC_SYNC_BATCH : PC_SYNC_PERIODIC, &srv->cache);
-  if (rc) {
-    fprintf(stderr, "promptcache: cannot open database '%s': %s\n", cfg->db, pc_strerror(rc));
-    return rc == PC_EINVAL ? PC_EIO : rc;
-  }
-  rc = pc_stats_load_lifetime(srv->cache);
-  if (!rc) rc = load_recordings(srv);
-  if (!rc) rc = pc_writer_start(srv->cache, cfg, &srv->writer);
-  return rc;
-}
-
-/* Exit status: 0, 2 for bad configuration, 1 otherwise (and for
- * --fail-on-miss after a replay miss). */
-static int exit_status(const struct pc_config *cfg, int rc) {
-  if (rc) return rc == PC_EINVAL ? 2 : 1;
-  uint64_t misses = pc_stats_replay_misses();
-  if (cfg->fail_on_miss && misses) {
-    fprintf(stderr, "promptcache: %llu replay miss%s (--fail-on-miss)\n", (unsigned long long)misses,
-            misses == 1 ? "" : "es");
-    return 1;
-  }
-  return 0;
-}
-
-int pc_server_run(const struct pc_config *cfg) {
+int pc_server_run(const struct pc_config *cfg, const struct pc_app *app) {
   struct pc_server srv;
   memset(&srv, 0, sizeof srv);
-  if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-    fprintf(stderr, "promptcache: libcurl initialisation failed\n");
-    return 1;
-  }
-  signal(SIGPIPE, SIG_IGN);
-  pc_log_init(cfg->log_json);
-  if (pc_stats_init(cfg)) return 2;
-  if (!pc_admin_open(cfg))
-    pc_log_warn("listening on a non-loopback address without --admin-token: only /_promptcache/health is served");
-  int rc = shared_init(&srv, cfg);
-  int started = 0;
+  srv.cfg = cfg;
+  srv.app = app;
+  srv.n_workers = cfg->workers;
+  srv.workers = calloc((size_t)cfg->workers, sizeof *srv.workers);
+  if (!srv.workers) return PC_ENOMEM;
+  int rc = 0, started = 0;
   for (int i = 0; !rc && i < srv.n_workers; i++, started++) rc = worker_init(&srv, i);
   for (int i = 1; !rc && i < srv.n_workers; i++)
     if (pthread_create(&srv.workers[i].thread, NULL, worker_thread, &srv.workers[i])) rc = PC_ENOMEM;
@@ -323,13 +274,6 @@ int pc_server_run(const struct pc_config *cfg) {
   }
   for (int i = 0; i < started; i++)
     if (rc || i == 0) worker_teardown(&srv.workers[i]);
-  pc_writer_stop(srv.writer); /* commits anything still queued */
-  if (srv.cache) {
-    pc_stats_save_lifetime(srv.cache);
-    pc_cache_close(srv.cache);
-  }
   free(srv.workers);
-  curl_global_cleanup();
-  if (!rc) pc_log_info("promptcache: stopped");
-  return exit_status(cfg, rc);
+  return rc;
 }

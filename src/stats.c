@@ -103,7 +103,12 @@ static void hist_add(struct hist *h, int64_t us) {
   INC(h->count, 1);
 }
 
-/* Find or create the row for route×model; NULL when the table is full. */
+/* Find or create the row for route×model. The last row is kept for
+ * "other": once the table is full, requests for route×model pairs it does
+ * not hold are counted there (junk model names cannot push real models out
+ * of sight, nor grow memory). */
+#define OTHER "(other)"
+
 static struct row *row_for(const char *route, const char *model) {
   size_t n = atomic_load_explicit(&S.n_rows, memory_order_acquire);
   for (size_t i = 0; i < n; i++)
@@ -114,10 +119,13 @@ static struct row *row_for(const char *route, const char *model) {
   for (size_t i = 0; i < n && !r; i++)
     if (!strcmp(S.rows[i].route, route) && !strcmp(S.rows[i].model, model)) r = &S.rows[i];
   if (!r && n < MAX_ROWS) {
+    int other = n == MAX_ROWS - 1;
     r = &S.rows[n];
-    snprintf(r->route, sizeof r->route, "%s", route);
-    snprintf(r->model, sizeof r->model, "%s", model);
+    snprintf(r->route, sizeof r->route, "%s", other ? OTHER : route);
+    snprintf(r->model, sizeof r->model, "%s", other ? OTHER : model);
     atomic_store_explicit(&S.n_rows, n + 1, memory_order_release);
+  } else if (!r) {
+    r = &S.rows[MAX_ROWS - 1];
   }
   pthread_mutex_unlock(&S.rows_mu);
   return r;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "error.h"
@@ -32,6 +33,7 @@ struct pc_fetch {
   const struct pc_fetch_ops *ops;
   void *ud;
   pc_buf head; /* header lines of the response being received */
+  int framed;  /* the final response says where its body ends (Content-Length or chunked) */
   int head_sent;
   int aborted;
   uint64_t start_ns, end_ns;
@@ -173,6 +175,8 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
   if (f->aborted) return 0;
   if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
     pc_buf_reset(&f->head);
+    /* HTTP/2 and 3 frame every body; HTTP/1.x only with a length or chunks */
+    f->framed = len >= 6 && p[5] != '1' && p[5] != '0';
     return len;
   }
   if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
@@ -182,6 +186,9 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
     return len;
   }
   if (len && (p[0] == ' ' || p[0] == '\t')) return len; /* obsolete line folding: drop */
+  if ((len > 15 && !strncasecmp(p, "content-length:", 15)) ||
+      (len > 18 && !strncasecmp(p, "transfer-encoding:", 18) && memmem(p, len, "chunked", 7)))
+    f->framed = 1;
   if (pc_buf_append(&f->head, p, len)) return 0;
   return len;
 }
@@ -338,6 +345,12 @@ int pc_upstream_header_suppress(struct curl_slist **list, const char *name) {
 }
 
 void pc_upstream_headers_free(struct curl_slist *list) { curl_slist_free_all(list); }
+
+int pc_fetch_delimited(const struct pc_fetch *f) {
+  long status = 0;
+  curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+  return f->framed || status == 204 || status == 304 || status < 200;
+}
 
 int64_t pc_fetch_elapsed_us(const struct pc_fetch *f) {
   uint64_t end = f->end_ns ? f->end_ns : uv_hrtime();

@@ -55,6 +55,11 @@ struct pc_writer {
 
 static void complete(struct job *j) {
   struct pc_wport *p = j->port;
+  if (!p) { /* nobody waits for it (a meta record) */
+    free(j->val);
+    free(j);
+    return;
+  }
   pthread_mutex_lock(&p->mu);
   j->next = p->done_head;
   p->done_head = j;
@@ -136,6 +141,7 @@ static void *writer_main(void *arg) {
   pthread_mutex_unlock(&w->mu);
   free(touch);
   pc_cache_thread_done(w->cache); /* the read txn pc_cache_count used */
+  pc_log_thread_done();           /* the buffer its warnings used */
   return NULL;
 }
 
@@ -243,8 +249,7 @@ void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t 
   }
 }
 
-void pc_writer_meta(struct pc_wport *p, const char *name, char *val, size_t len) {
-  struct pc_writer *w = p->w;
+void pc_writer_meta(struct pc_writer *w, const char *name, char *val, size_t len) {
   struct job *j = calloc(1, sizeof *j);
   if (!j || strlen(name) >= sizeof j->meta) {
     free(j);
@@ -254,7 +259,6 @@ void pc_writer_meta(struct pc_wport *p, const char *name, char *val, size_t len)
   memcpy(j->meta, name, strlen(name) + 1);
   j->val = val;
   j->len = len;
-  j->port = p;
   pthread_mutex_lock(&w->mu);
   *w->tail = j;
   w->tail = &j->next;
