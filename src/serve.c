@@ -97,6 +97,9 @@ int pc_serve(const struct pc_config *cfg) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* a file-size limit (ulimit -f) makes a write fail with EFBIG, like a full
+   * disk, instead of killing the process */
+  signal(SIGXFSZ, SIG_IGN);
   pc_log_init(cfg->log_json);
   if (pc_stats_init(cfg)) return 2;
   if (!pc_admin_open(cfg))
