@@ -25,7 +25,8 @@
   X(UNAVAIL, -19, "service unavailable")                             \
   X(PROTO, -20, "protocol error")                                    \
   X(BUSY, -21, "over capacity")                                      \
-  X(READONLY, -22, "read-only")
+  X(READONLY, -22, "read-only")                                      \
+  X(NOSPACE, -23, "no space left for the database file")
 
 enum pc_error {
   PC_OK = 0,

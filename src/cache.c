@@ -85,6 +85,9 @@ static int map_err(int m) {
   case EACCES:
   case EPERM:
   case EROFS: return PC_EREADONLY;
+  case ENOSPC:
+  case EFBIG:
+  case EDQUOT: return PC_ENOSPACE;
   case MDB_VERSION_MISMATCH: return PC_EVERSION;
   case MDB_INVALID:
   case MDB_CORRUPTED:
