@@ -430,7 +430,7 @@ static void join_finish(struct pc_flights *fl, struct pc_flight *f, struct pc_rs
 /* Register a new coalescable flight, unless an identical one got there
  * first (another loop may have missed at the same moment): then join it.
  * Returns the new flight, or NULL with *joined set (or an error in *rc). */
-static struct pc_flight *claim(struct pc_flights *fl, const struct pc_flight_req *req, struct pc_sub *sub, int *joined,
+static struct pc_flight *claim(struct pc_flights *fl, struct pc_flight_req *req, struct pc_sub *sub, int *joined,
                                int *rc) {
   struct pc_rsub *r = NULL;
   struct pc_flight *f = NULL, *other = NULL;
@@ -447,7 +447,7 @@ static struct pc_flight *claim(struct pc_flights *fl, const struct pc_flight_req
     pc_buf_init(&f->store_head, 256 * 1024);
     pc_buf_init(&f->record, limit);
     pc_buf_init(&f->chunks, limit);
-    f->req.key = req->key;
+    f->req = *req; /* before the flight is visible: other loops read its key under the lock */
     f->refs = 1;
     if (req->coalesce) {
       f->joinable = 1;
@@ -467,9 +467,9 @@ int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_
   pthread_once(&shards_once, shards_init);
   struct pc_flight *f = claim(fl, req, sub, &joined, &rc);
   if (!f) return joined ? PC_EEXISTS : rc;
-  /* Hand-over: the flight owns the request's buffers from here on. (Other
-   * loops read only the head/record fields, under the shard's mutex.) */
-  f->req = *req;
+  /* Hand-over: claim copied the request; the flight owns its buffers from
+   * here on. (Other loops read only its key and the head/record fields,
+   * under the shard's mutex.) */
   memset(req, 0, sizeof *req);
   sub->flight = f;
   sub->remote = NULL;

@@ -23,6 +23,8 @@ struct pc_upstream {
   const struct pc_config *cfg;
   struct pc_fetch *fetches; /* all live fetches, for destroy */
   int in_action;            /* inside curl_multi_socket_action: no handle removal now */
+  int busy;                 /* inside poll_cb/timer_cb (callbacks included): destroy waits */
+  int destroy_pending;      /* destroy was asked from inside a callback */
   int closing;
 };
 
@@ -63,17 +65,28 @@ static void fetch_free(struct pc_fetch *f) {
   free(f);
 }
 
+static void destroy_now(struct pc_upstream *up);
+
+/* Drive libcurl for one socket (or the timeout) and deliver what finished.
+ * A callback may ask to destroy the upstream (the last exchange of a loop
+ * that is shutting down ends): that waits until we are out of here. */
+static void drive(struct pc_upstream *up, curl_socket_t fd, int flags) {
+  int running;
+  up->busy++;
+  up->in_action++;
+  curl_multi_socket_action(up->multi, fd, flags, &running);
+  up->in_action--;
+  check_info(up);
+  if (--up->busy == 0 && up->destroy_pending) destroy_now(up);
+}
+
 static void poll_cb(uv_poll_t *h, int status, int events) {
   struct pc_sock *s = h->data;
-  int flags = 0, running;
+  int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (!status && (events & UV_READABLE)) flags |= CURL_CSELECT_IN;
   if (!status && (events & UV_WRITABLE)) flags |= CURL_CSELECT_OUT;
-  struct pc_upstream *up = s->up;
-  up->in_action++;
-  curl_multi_socket_action(up->multi, s->fd, flags, &running);
-  up->in_action--;
-  check_info(up);
+  drive(s->up, s->fd, flags);
 }
 
 static void sock_close_cb(uv_handle_t *h) { free(h->data); }
@@ -106,14 +119,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
   return 0;
 }
 
-static void timer_cb(uv_timer_t *t) {
-  struct pc_upstream *up = t->data;
-  int running;
-  up->in_action++;
-  curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  up->in_action--;
-  check_info(up);
-}
+static void timer_cb(uv_timer_t *t) { drive(t->data, CURL_SOCKET_TIMEOUT, 0); }
 
 /* 0 ms becomes 1 ms: never call libcurl from inside its own callback. */
 static int timer_fn(CURLM *m, long ms, void *userp) {
@@ -238,6 +244,15 @@ static void timer_close_cb(uv_handle_t *h) {
 }
 
 void pc_upstream_destroy(struct pc_upstream *up) {
+  if (up->busy) {
+    up->destroy_pending = 1;
+    return;
+  }
+  destroy_now(up);
+}
+
+static void destroy_now(struct pc_upstream *up) {
+  up->destroy_pending = 0;
   while (up->fetches) {
     up->fetches->aborted = 1;
     fetch_free(up->fetches);

@@ -483,7 +483,8 @@ test('kill -9 right after a MISS: the answer the client saw complete is a HIT af
 });
 
 test('connections to upstream are reused across misses', async (t) => {
-  const { mock, proxy } = await setup(t);
+  // one loop: each event loop has its own pool of upstream connections
+  const { mock, proxy } = await setup(t, { args: ['--workers', '1'] });
   for (let i = 0; i < 6; i++) assert.equal((await chat(proxy, `reuse ${i}`)).cache, 'MISS');
   assert.equal(mock.count(), 6);
   assert.equal(mock.connections, 1, `upstream saw ${mock.connections} connections for 6 sequential misses`);

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 const BIN = process.env.PROMPTCACHE_BIN;
 const EXAMPLE = fileURLToPath(new URL('../../examples/ci/', import.meta.url));
 const COMMITTED = path.join(EXAMPLE, 'fixtures', 'llm.jsonl');
-const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
+const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|runtime error:)/;
 
 test.before(() => {
   assert.ok(BIN && path.isAbsolute(BIN) && fs.existsSync(BIN), `PROMPTCACHE_BIN must be the absolute path of the built binary (got ${BIN})`);

@@ -18,7 +18,7 @@ export const BIN = process.env.PROMPTCACHE_BIN;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const HEX32 = /^[0-9a-f]{32}$/;
 const LISTEN_RE = /^promptcache: listening on (127\.0\.0\.1|\[::1\]):(\d+)/;
-const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
+const SANITIZER_RE = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer|runtime error:)/;
 
 export function requireBin() {
   if (!BIN) throw new Error('PROMPTCACHE_BIN is not set: run via `make e2e` or set it to the absolute path of build/promptcache');
@@ -51,6 +51,9 @@ export function makeTmpDir(t) {
  *   listen: number of `--listen 127.0.0.1:0` flags (default 1), or an array of addresses
  *   dbDir: reuse this db directory (default: <tmp>/db)
  *   bare: argv is exactly [ ...args ] (no serve/--listen/--upstream/--db added)
+ *   wrap: argv prefix that runs the binary, e.g. ['prlimit', '--fsize=300000'];
+ *         it must exec the binary (prlimit, setpriv, env do), so that
+ *         proxy.proc.pid and the signals sent to it are the proxy's own
  */
 export async function startProxy(t, opts = {}) {
   requireBin();
@@ -88,7 +91,8 @@ export async function startProxy(t, opts = {}) {
 
   proxy.start = async () => {
     const argv = proxy.argv();
-    const proc = spawn(BIN, argv, { env: childEnv(opts.env || {}), stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = [...(opts.wrap || []), BIN, ...argv];
+    const proc = spawn(cmd[0], cmd.slice(1), { env: childEnv(opts.env || {}), stdio: ['ignore', 'pipe', 'pipe'] });
     proxy.proc = proc;
     proxy.stderr = '';
     proxy.stdout = '';
