@@ -61,6 +61,9 @@ void pc_stats_record(const struct pc_stats_req *r);
 void pc_stats_eviction(uint64_t n);
 /* A complete, storable answer could not be stored (full disk, LMDB error). */
 void pc_stats_store_failed(void);
+/* Gauges: an upstream exchange (followers 0) or a request waiting on one
+ * (followers 1) began (+1) or ended (-1). */
+void pc_stats_inflight(int followers, int delta);
 /* Replay misses in this run (for --fail-on-miss). */
 uint64_t pc_stats_replay_misses(void);
 

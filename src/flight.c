@@ -174,6 +174,7 @@ static void maybe_idle(struct pc_flights *fl) {
 /* The leader is done with the flight. */
 static void flight_free(struct pc_flight *f) {
   struct pc_flights *fl = f->fl;
+  pc_stats_inflight(0, -1);
   if (f->prev) f->prev->next = f->next;
   else fl->led = f->next;
   if (f->next) f->next->prev = f->prev;
@@ -254,6 +255,7 @@ static void finish(struct pc_flight *f) {
     s->flight = NULL;
     s->next = NULL;
     s->usage = f->usage;
+    if (s->follower) pc_stats_inflight(1, -1);
     s->ops->on_end(s, f->rc, f->upstream_us);
   }
   flight_free(f);
@@ -414,6 +416,7 @@ static void pull(struct pc_rsub *r);
 /* After join_locked, outside the lock: start delivering to `sub`. */
 static void join_finish(struct pc_flights *fl, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
   sub->follower = 1;
+  pc_stats_inflight(1, 1);
   if (!r) {
     join_local(f, sub); /* our own loop's flight: it cannot end under us */
     return;
@@ -476,6 +479,7 @@ int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_
   sub->next = NULL;
   sub->follower = 0;
   f->subs = sub;
+  pc_stats_inflight(0, 1);
   f->next = fl->led;
   if (f->next) f->next->prev = f;
   fl->led = f;
@@ -511,6 +515,7 @@ static void rsub_drop(struct pc_rsub *r) {
   rsub_unlink_loop(r);
   r->sub->remote = NULL;
   r->sub->flight = NULL;
+  pc_stats_inflight(1, -1);
   lock(f);
   for (struct pc_rsub **pp = &f->remote; *pp; pp = &(*pp)->fnext)
     if (*pp == r) {
@@ -604,6 +609,7 @@ void pc_flight_leave(struct pc_sub *sub) {
       *pp = sub->next;
       break;
     }
+  if (sub->follower) pc_stats_inflight(1, -1);
   sub->flight = NULL;
   sub->next = NULL;
 }

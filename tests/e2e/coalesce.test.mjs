@@ -76,6 +76,17 @@ function open(proxy, path, body, headers = {}) {
 const statusOf = (r) => r.headers['x-promptcache-status'];
 const tally = (rs) => rs.reduce((m, r) => ({ ...m, [statusOf(r)]: (m[statusOf(r)] || 0) + 1 }), {});
 
+/** Poll /_promptcache/stats until `n` requests wait on an exchange in flight. */
+async function waitForFollowers(proxy, n, timeoutMs = 5000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const s = JSON.parse((await request(proxy, { path: '/_promptcache/stats' })).text);
+    if (s.in_flight.followers === n) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${n} followers (stats: ${JSON.stringify(s.in_flight)})`);
+    await sleep(20);
+  }
+}
+
 test('50 concurrent identical requests to a slow upstream: one upstream request, 49 COALESCED, identical answers', async (t) => {
   const { mock, proxy } = await setup(t);
   const body = chatBody('fifty at once');
@@ -174,7 +185,7 @@ test('the leader hanging up before the answer does not cancel the exchange its f
   const leader = open(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': 'delay=600' });
   await mock.waitForRequests(1);
   const followers = Array.from({ length: 3 }, () => open(proxy, '/v1/chat/completions', body));
-  await sleep(150); // let them reach the proxy and attach
+  await waitForFollowers(proxy, 3);
   leader.abort();
   const rs = await Promise.all(followers.map((f) => f.done));
   assert.equal(mock.count(), 1);

@@ -407,7 +407,8 @@ test('a client that disconnects mid-stream does not disturb the proxy', async (t
   const body = chatBody('hang up on me', { stream: true });
   const r = await timedStream(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': 'chunk-delay=150,chunks=8' }, { abortAfterEvents: 2 });
   assert.ok(r.events.length >= 2);
-  await sleep(400); // let the proxy notice the hang-up while upstream is still streaming
+  // the proxy logs the cut request once it notices the hang-up (upstream is still streaming)
+  await proxy.waitFor((p) => p.logLines().some((l) => l.includes('POST /v1/chat/completions')), 5000, 'the cut request in the log');
   const again = await timedStream(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': 'chunk-delay=10,chunks=8' });
   assert.equal(again.status, 200);
   assert.match(again.text, /data: \[DONE\]\n\n$/);
