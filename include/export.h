@@ -1,8 +1,7 @@
-/* export.h — the JSON Lines recording format (SPEC §9): export a database to
- * a reviewable file and import such files back. One entry per line, in key
+/* export.h — writing a database as a JSON Lines recording (SPEC §9), a
+ * reviewable file that import.h reads back. One entry per line, in key
  * order; two exports of the same cache are byte-identical; export → import →
- * export is lossless. Credential fingerprints are never exported: imported
- * entries land in the shared key space (their keys are recomputed). */
+ * export is lossless. Credential fingerprints are never exported. */
 #ifndef PC_EXPORT_H
 #define PC_EXPORT_H
 
@@ -21,8 +20,5 @@ struct pc_export_opts {
  * `err` naming the entry key and JSON pointer and returns PC_EINVAL, having
  * written nothing to `out` (the scan happens before writing). */
 int pc_export(pc_cache *c, const struct pc_export_opts *o, FILE *out, char *err, size_t errlen);
-/* Import one JSONL file; *count gets the number of entries stored. On a bad
- * line returns PC_EJSON / PC_EINVAL with err naming file:line and the problem. */
-int pc_import_file(pc_cache *c, const char *path, size_t *count, char *err, size_t errlen);
 
 #endif

@@ -29,6 +29,7 @@
 #include "entry.h"
 #include "error.h"
 #include "export.h"
+#include "import.h"
 #include "json.h"
 #include "key.h"
 #include "purge.h"

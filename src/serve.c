@@ -15,7 +15,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "error.h"
-#include "export.h"
+#include "import.h"
 #include "log.h"
 #include "proxy.h"
 #include "server.h"

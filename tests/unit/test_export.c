@@ -20,6 +20,7 @@
 #include "entry.h"
 #include "error.h"
 #include "export.h"
+#include "import.h"
 #include "key.h"
 
 #define MIB ((size_t)1 << 20)
