@@ -58,6 +58,27 @@ struct pc_flow {
   struct pc_verified verified[PC_VERIFIED_SLOTS];
 };
 
+/* The request headers the flow reads, found in one pass over the request
+ * (proxy.c index_headers): namespace and controls, Connection, then the
+ * credential headers and the key headers in the order of their tables
+ * (policy.h, key.h), so the memo, the fingerprint and the key read the
+ * same values. */
+enum {
+  PC_H_NAMESPACE,
+  PC_H_CACHE_CONTROL,
+  PC_H_TTL,
+  PC_H_PACING,
+  PC_H_CONNECTION,
+  PC_H_CRED0,
+  PC_H_KEY0 = PC_H_CRED0 + 4,
+  PC_H_N = PC_H_KEY0 + PC_KEY_N_HEADERS
+};
+
+struct pc_hdrs {
+  const char *v[PC_H_N]; /* NULL when absent; the first field of that name */
+  size_t n[PC_H_N];
+};
+
 /* Where the exchange is; proxy.c's x_set_state() is the only writer. */
 enum pc_x_state {
   PC_X_IDLE,     /* between requests */
@@ -105,6 +126,7 @@ struct pc_exchange {
   struct pc_held replay; /* paced SSE replay in progress */
   struct pc_held stale;  /* expired entry, served if upstream fails */
   int swallow;           /* upstream failed and stale will be served: drop its bytes */
+  struct pc_hdrs hdr;    /* the request's headers that matter here */
   uv_timer_t *pace;      /* the paced replay's timer, created on first use */
 };
 

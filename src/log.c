@@ -127,7 +127,20 @@ static void put_printable(pc_buf *b, const char *s, size_t n) {
   }
 }
 
+/* The common target: no query, printable ASCII only. */
+static int plain(const char *t) {
+  for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+    if (*p < 0x20 || *p >= 0x7f || *p == '?' || *p == '"' || *p == '\\') return 0;
+  return 1;
+}
+
 static void masked_target(pc_buf *b, const char *target, int json) {
+  if (plain(target)) { /* nothing to mask or escape */
+    if (json) pc_buf_putc(b, '"');
+    pc_buf_puts(b, target);
+    if (json) pc_buf_putc(b, '"');
+    return;
+  }
   static __thread pc_buf t;
   if (!t.max) pc_buf_init(&t, (size_t)1 << 20);
   pc_buf_reset(&t);

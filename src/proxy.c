@@ -121,10 +121,38 @@ static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
 
 /* ---- request analysis ---- */
 
-static int build_upstream_headers(const struct pc_req *r, struct curl_slist **out) {
+static const char *hdr_name(int i) {
+  static const char *const fixed[PC_H_CRED0] = {"x-promptcache-namespace", "cache-control", "x-promptcache-ttl",
+                                                "x-promptcache-pacing", "connection"};
+  if (i < PC_H_CRED0) return fixed[i];
+  if (i < PC_H_KEY0) return pc_policy_credential_headers[i - PC_H_CRED0];
+  return pc_key_headers[i - PC_H_KEY0];
+}
+
+/* One pass over the request's header fields: each header the flow reads
+ * gets its first value (a lookup per name and request would scan them all
+ * each time, on the hit path). */
+static void index_headers(const struct pc_req *r, struct pc_hdrs *out) {
+  static __thread size_t lens[PC_H_N];
+  if (!lens[0])
+    for (int i = 0; i < PC_H_N; i++) lens[i] = strlen(hdr_name(i));
+  memset(out->v, 0, sizeof out->v);
+  for (size_t k = 0; k < r->nh; k++) {
+    const struct pc_header *h = &r->h[k];
+    const char *name = r->hbuf.data + h->name;
+    for (int i = 0; i < PC_H_N; i++) {
+      if (h->nlen != lens[i] || out->v[i] || strncasecmp(name, hdr_name(i), lens[i])) continue;
+      out->v[i] = r->hbuf.data + h->value;
+      out->n[i] = h->vlen;
+      break;
+    }
+  }
+}
+
+static int build_upstream_headers(const struct pc_req *r, const struct pc_hdrs *hd, struct curl_slist **out) {
   int rc = 0, has_ctype = 0, has_accept = 0;
-  size_t clen = 0;
-  const char *conn = pc_req_header(r, "connection", &clen);
+  size_t clen = hd->n[PC_H_CONNECTION];
+  const char *conn = hd->v[PC_H_CONNECTION];
   for (size_t i = 0; i < r->nh && !rc; i++) {
     const char *name = r->hbuf.data + r->h[i].name, *val = r->hbuf.data + r->h[i].value;
     size_t n = r->h[i].nlen;
@@ -153,8 +181,8 @@ static void credential_fp(struct pc_exchange *x, const struct pc_route_match *m,
   pc_buf cred;
   pc_buf_init(&cred, PC_MAX_HEADER_BYTES * 2);
   for (size_t i = 0; pc_policy_credential_headers[i]; i++) {
-    size_t n;
-    const char *v = pc_req_header(req_of(x), pc_policy_credential_headers[i], &n);
+    size_t n = x->hdr.n[PC_H_CRED0 + i];
+    const char *v = x->hdr.v[PC_H_CRED0 + i];
     if (!v) continue;
     pc_buf_puts(&cred, pc_policy_credential_headers[i]);
     pc_buf_putc(&cred, ':');
@@ -172,20 +200,20 @@ static void credential_fp(struct pc_exchange *x, const struct pc_route_match *m,
   pc_buf_free(&cred);
 }
 
-/* The request headers the key reads, in the memo's order: namespace, the
- * credential headers, the key headers. */
-#define N_IDENTITY_HEADERS (1 + 4 + PC_KEY_N_HEADERS)
-
-static size_t identity_headers(const struct pc_req *r, const char **v, size_t *n) {
+/* The memo's identity holds every header the key reads: namespace,
+ * credential headers, key headers (PC_H_NAMESPACE, PC_H_CRED0.., PC_H_KEY0..). */
+static size_t identity_headers(const struct pc_hdrs *hd, const char **v, size_t *n) {
   size_t k = 0;
-  v[k] = pc_req_header(r, "x-promptcache-namespace", &n[k]);
-  k++;
-  for (size_t i = 0; pc_policy_credential_headers[i] && k < N_IDENTITY_HEADERS; i++, k++)
-    v[k] = pc_req_header(r, pc_policy_credential_headers[i], &n[k]);
-  for (int i = 0; i < PC_KEY_N_HEADERS && k < N_IDENTITY_HEADERS; i++, k++)
-    v[k] = pc_req_header(r, pc_key_headers[i], &n[k]);
+  v[k] = hd->v[PC_H_NAMESPACE];
+  n[k++] = hd->n[PC_H_NAMESPACE];
+  for (int i = PC_H_CRED0; i < PC_H_N; i++, k++) {
+    v[k] = hd->v[i];
+    n[k] = hd->n[i];
+  }
   return k;
 }
+
+#define N_IDENTITY_HEADERS (1 + PC_H_N - PC_H_CRED0)
 
 static int raw_identity(struct pc_exchange *x, const struct pc_route_match *m) {
   const struct pc_req *r = req_of(x);
@@ -193,7 +221,8 @@ static int raw_identity(struct pc_exchange *x, const struct pc_route_match *m) {
   size_t n[N_IDENTITY_HEADERS] = {0};
   struct pc_rawkey_in in = {.route = m->route, .method = r->method, .target = r->target.data,
                             .target_len = r->target.len, .values = v, .lens = n,
-                            .n_values = identity_headers(r, v, n), .body = r->body.data, .body_len = r->body.len};
+                            .n_values = identity_headers(&x->hdr, v, n), .body = r->body.data,
+                            .body_len = r->body.len};
   return pc_rawkey_identity(&in, &x->flow->rawid);
 }
 
@@ -276,7 +305,7 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const char *
 static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr) {
   struct pc_req *r = pc_conn_req(x->conn);
   int rc = upstream_url(m, &fr->url);
-  if (!rc) rc = build_upstream_headers(r, &fr->headers);
+  if (!rc) rc = build_upstream_headers(r, &x->hdr, &fr->headers);
   if (!rc) {
     fr->method = r->method;
     fr->body = r->body; /* hand-over: the request gets a fresh body buffer */
@@ -303,12 +332,9 @@ static char *dup_n(const char *s, size_t n) {
 
 /* Header values that enter the key must survive export as JSON text: a
  * request whose values are not UTF-8 is forwarded uncached. */
-static int key_headers_printable(const struct pc_req *r) {
-  for (int i = 0; i < PC_KEY_N_HEADERS; i++) {
-    size_t n;
-    const char *v = pc_req_header(r, pc_key_headers[i], &n);
-    if (v && !pc_utf8_valid(v, n)) return 0;
-  }
+static int key_headers_printable(const struct pc_hdrs *hd) {
+  for (int i = PC_H_KEY0; i < PC_H_N; i++)
+    if (hd->v[i] && !pc_utf8_valid(hd->v[i], hd->n[i])) return 0;
   return 1;
 }
 
@@ -321,18 +347,18 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
   pc_buf *canon = &fw->scratch, *material = &fw->material; /* per loop: no allocation per hit */
   pc_buf_reset(canon);
   pc_buf_reset(material);
-  if (!key_headers_printable(r)) return PC_EUTF8;
+  if (!key_headers_printable(&x->hdr)) return PC_EUTF8;
   int rc = pc_canon_json(r->body.data ? r->body.data : "", r->body.len, (const char *const *)cfg->ignore_fields.v,
                          cfg->ignore_fields.n, canon, &info);
-  size_t nslen = 0;
-  const char *ns = pc_req_header(r, "x-promptcache-namespace", &nslen);
+  size_t nslen = x->hdr.n[PC_H_NAMESPACE];
+  const char *ns = x->hdr.v[PC_H_NAMESPACE];
   if (!rc) {
     char fp[PC_FP_LEN * 2 + 1] = "";
     struct pc_key_input in = {.route = m->route, .method = r->method, .path = m->path, .path_len = m->path_len,
                               .query = m->query, .ns = ns ? ns : "", .cred_fp_hex = fp, .body = canon->data,
                               .body_len = canon->len};
     if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(x, m, fp);
-    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = pc_req_header(r, pc_key_headers[i], NULL);
+    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = x->hdr.v[PC_H_KEY0 + i];
     rc = pc_key_material(&in, material);
   }
   if (!rc) {
@@ -439,7 +465,7 @@ static void admin(struct pc_exchange *x) {
   const struct pc_req *r = req_of(x);
   struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body.data,
                             .body_len = r->body.len};
-  rq.authorization = pc_req_header(r, "authorization", &rq.auth_len);
+  rq.authorization = pc_req_header(r, "authorization", &rq.auth_len); /* admin: not indexed yet */
   struct pc_admin_resp o;
   pc_admin_handle(x->flow->cfg, x->flow->cache, &rq, &o);
   x->resp.extra_headers = o.extra_headers;
@@ -452,15 +478,14 @@ static void admin(struct pc_exchange *x) {
 /* Checks of what the client asked before anything is looked up; returns
  * whether the request was answered (with an error). */
 static int refuse(struct pc_exchange *x, struct pc_controls *ct) {
-  const struct pc_req *r = req_of(x);
-  size_t n = 0;
-  const char *cc = pc_req_header(r, "cache-control", &n);
-  enum pc_controls_error e = pc_policy_controls(x->flow->cfg, cc, n, pc_req_header(r, "x-promptcache-ttl", NULL),
-                                                pc_req_header(r, "x-promptcache-pacing", NULL), ct);
+  const struct pc_hdrs *hd = &x->hdr;
+  enum pc_controls_error e = pc_policy_controls(x->flow->cfg, hd->v[PC_H_CACHE_CONTROL], hd->n[PC_H_CACHE_CONTROL],
+                                                hd->v[PC_H_TTL], hd->v[PC_H_PACING], ct);
   const char *msg = e == PC_CONTROLS_BAD_MAX_AGE ? "invalid Cache-Control max-age"
                     : e == PC_CONTROLS_BAD_TTL   ? "invalid X-PromptCache-TTL: expected a duration like 30s"
                                                  : NULL;
-  const char *ns = pc_req_header(r, "x-promptcache-namespace", &n);
+  const char *ns = hd->v[PC_H_NAMESPACE];
+  size_t n = hd->n[PC_H_NAMESPACE];
   if (!msg && ns && (n > PC_MAX_NAMESPACE || !pc_utf8_valid(ns, n)))
     msg = "invalid X-PromptCache-Namespace: at most 1024 bytes of UTF-8";
   if (!msg) return 0;
@@ -484,6 +509,7 @@ static void handle(struct pc_exchange *x) {
     admin(x);
     return;
   }
+  index_headers(r, &x->hdr);
   struct pc_controls ct;
   if (refuse(x, &ct)) return;
   struct pc_decision d;
