@@ -57,6 +57,10 @@ struct pc_config {
   int fail_on_miss;
   char *prices;
   int sync_batch;
+  struct pc_strlist redis; /* --redis URLs (hold passwords: never print them) */
+  char *redis_prefix;
+  size_t redis_max_value;
+  int64_t redis_timeout_ms;
 };
 
 /* Parse `serve` options from argv (argv[0] is the first option, not the

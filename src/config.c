@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "redis.h"
 
 typedef int (*opt_fn)(struct pc_config *c, const char *v, char *err, size_t errlen);
 
@@ -320,6 +321,32 @@ static int opt_prices(struct pc_config *c, const char *v, char *err, size_t errl
   return rc ? rc : set_str(&c->prices, v);
 }
 
+/* --redis URL: checked here (the password never reaches a message). */
+static int opt_redis(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  struct pc_redis_url u;
+  char why[256];
+  if (pc_redis_parse_url(v, &u, why, sizeof why)) return fail(err, errlen, "invalid --redis: %s", why);
+  explicit_bzero(&u, sizeof u);
+  if (c->redis.n >= 64) return fail(err, errlen, "too many --redis URLs (64 at most)");
+  return strlist_add(&c->redis, v);
+}
+
+static int opt_redis_prefix(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  if (!*v || strlen(v) > 64 || strpbrk(v, " \t\r\n{}"))
+    return fail(err, errlen, "invalid --redis-prefix '%s': 1 to 64 characters, no spaces or braces", v);
+  return set_str(&c->redis_prefix, v);
+}
+
+static int opt_redis_max_value(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  return size_opt("--redis-max-value", v, &c->redis_max_value, err, errlen);
+}
+
+static int opt_redis_timeout(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  int rc = dur_opt("--redis-timeout", v, &c->redis_timeout_ms, err, errlen);
+  if (!rc && c->redis_timeout_ms <= 0) return fail(err, errlen, "invalid --redis-timeout '%s': must be positive", v);
+  return rc;
+}
+
 static int opt_sync(struct pc_config *c, const char *v, char *err, size_t errlen) {
   if (!strcmp(v, "batch")) c->sync_batch = 1;
   else if (!strcmp(v, "periodic")) c->sync_batch = 0;
@@ -353,6 +380,10 @@ static const struct opt opts[] = {
     {"fail-on-miss", 0, 0, opt_fail_on_miss},
     {"prices", 1, 0, opt_prices},
     {"sync", 1, 0, opt_sync},
+    {"redis", 1, 1, opt_redis},
+    {"redis-prefix", 1, 0, opt_redis_prefix},
+    {"redis-max-value", 1, 0, opt_redis_max_value},
+    {"redis-timeout", 1, 0, opt_redis_timeout},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -362,6 +393,7 @@ static void clear_list(struct pc_config *c, const struct opt *o) {
   else if (o->fn == opt_ignore_field) strlist_clear(&c->ignore_fields);
   else if (o->fn == opt_cache_path) strlist_clear(&c->cache_paths);
   else if (o->fn == opt_replay) strlist_clear(&c->replay_files);
+  else if (o->fn == opt_redis) strlist_clear(&c->redis);
   else if (o->fn == opt_route) {
     for (size_t i = 0; i < c->n_routes; i++) {
       free(c->routes[i].prefix);
@@ -383,6 +415,8 @@ static void defaults(struct pc_config *c) {
   c->idle_timeout_ms = 60000;
   c->workers = 1;
   c->max_followers = 1024;
+  c->redis_max_value = (size_t)16 << 20;
+  c->redis_timeout_ms = 250;
 }
 
 /* Environment pass: PROMPTCACHE_<NAME>; repeatable options take a comma list. */
@@ -455,6 +489,7 @@ static int finish(struct pc_config *c, int scope_set, char *err, size_t errlen) 
   }
   if (!c->upstream) rc = set_str(&c->upstream, "https://api.openai.com");
   if (!rc && !c->db) rc = set_str(&c->db, "./promptcache.db");
+  if (!rc && !c->redis_prefix) rc = set_str(&c->redis_prefix, "pc:");
   size_t n_default = c->cache_paths.n ? 0 : sizeof default_cache_paths / sizeof *default_cache_paths;
   for (size_t i = 0; !rc && i < n_default; i++) rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
   if (!scope_set && (c->mode == PC_MODE_RECORD || c->mode == PC_MODE_REPLAY)) c->key_scope = PC_SCOPE_SHARED;
@@ -489,6 +524,9 @@ void pc_config_free(struct pc_config *c) {
   strlist_clear(&c->ignore_fields);
   strlist_clear(&c->cache_paths);
   strlist_clear(&c->replay_files);
+  for (size_t i = 0; i < c->redis.n; i++) explicit_bzero(c->redis.v[i], strlen(c->redis.v[i])); /* passwords */
+  strlist_clear(&c->redis);
+  free(c->redis_prefix);
   memset(c, 0, sizeof *c);
 }
 
@@ -530,6 +568,11 @@ void pc_config_usage(void *file) {
         "  --replay FILE             repeatable; load a JSONL recording into the database at start\n"
         "  --fail-on-miss            exit non-zero at shutdown if any replay miss happened\n"
         "  --prices FILE             per-model token prices (JSON), to report money saved\n"
-        "  --sync MODE               batch|periodic fsync of cache writes [periodic]\n",
+        "  --sync MODE               batch|periodic fsync of cache writes [periodic]\n"
+        "  --redis URL               redis://[user:password@]host:port[/db]: a shared tier for a fleet\n"
+        "                            (repeatable: several URLs are seeds of one Redis Cluster)\n"
+        "  --redis-prefix STR        prefix of every Redis key [pc:]\n"
+        "  --redis-max-value SIZE    larger entries stay node-local [16MiB]\n"
+        "  --redis-timeout DUR       per Redis command; past it the node goes on without the shared tier [250ms]\n",
         f);
 }
