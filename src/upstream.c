@@ -16,6 +16,10 @@
 #include "buf.h"
 #include "error.h"
 
+/* A fresh easy handle costs an allocation and a large memset, and its
+ * cleanup as much again: finished handles are reset and reused. */
+#define PC_EASY_POOL 64
+
 struct pc_upstream {
   uv_loop_t *loop;
   CURLM *multi;
@@ -26,6 +30,8 @@ struct pc_upstream {
   int busy;                 /* inside poll_cb/timer_cb (callbacks included): destroy waits */
   int destroy_pending;      /* destroy was asked from inside a callback */
   int closing;
+  CURL *idle[PC_EASY_POOL]; /* easy handles kept for reuse (reset, connections stay in the multi's pool) */
+  int n_idle;
 };
 
 struct pc_fetch {
@@ -56,10 +62,21 @@ static void unlink_fetch(struct pc_fetch *f) {
   if (f->next) f->next->prev = f->prev;
 }
 
+static void easy_put(struct pc_upstream *up, CURL *e) {
+  if (up->n_idle < PC_EASY_POOL && !up->closing) {
+    curl_easy_reset(e);
+    up->idle[up->n_idle++] = e;
+  } else {
+    curl_easy_cleanup(e);
+  }
+}
+
+static CURL *easy_get(struct pc_upstream *up) { return up->n_idle ? up->idle[--up->n_idle] : curl_easy_init(); }
+
 static void fetch_free(struct pc_fetch *f) {
   unlink_fetch(f);
   curl_multi_remove_handle(f->up->multi, f->easy);
-  curl_easy_cleanup(f->easy);
+  easy_put(f->up, f->easy);
   curl_slist_free_all(f->headers);
   pc_buf_free(&f->head);
   free(f);
@@ -121,11 +138,13 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
 
 static void timer_cb(uv_timer_t *t) { drive(t->data, CURL_SOCKET_TIMEOUT, 0); }
 
-/* 0 ms becomes 1 ms: never call libcurl from inside its own callback. */
+/* libcurl asks to be called after `ms`; 0 means as soon as possible: a 0 ms
+ * uv timer runs on the next loop iteration (never inside libcurl's own
+ * callback), where a 1 ms one would add a millisecond to every exchange. */
 static int timer_fn(CURLM *m, long ms, void *userp) {
   struct pc_upstream *up = userp;
   if (ms < 0) uv_timer_stop(&up->timer);
-  else uv_timer_start(&up->timer, timer_cb, ms == 0 ? 1 : (uint64_t)ms, 0);
+  else uv_timer_start(&up->timer, timer_cb, (uint64_t)ms, 0); /* 0: the next loop iteration, never inside libcurl */
   return 0;
 }
 
@@ -239,6 +258,7 @@ int pc_upstream_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_u
 
 static void timer_close_cb(uv_handle_t *h) {
   struct pc_upstream *up = h->data;
+  while (up->n_idle) curl_easy_cleanup(up->idle[--up->n_idle]);
   curl_multi_cleanup(up->multi);
   free(up);
 }
@@ -282,7 +302,7 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
                                    void *ud) {
   struct pc_fetch *f = calloc(1, sizeof *f);
   if (!f) return NULL;
-  CURL *e = curl_easy_init();
+  CURL *e = easy_get(up);
   if (!e) {
     free(f);
     return NULL;
@@ -310,13 +330,14 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy: and no look at *_proxy variables per request */
   if (up->cfg->upstream_ca) {
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up->cfg->upstream_ca);
   }
   setup_method(e, req);
   if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
+    easy_put(up, e);
     req->headers = f->headers; /* not taken after all */
     pc_buf_free(&f->head);
     free(f);
