@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,6 +126,16 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
   sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
 }
 
+/* LMDB's own assertions (a damaged page breaks its invariants) call this,
+ * then abort(): under an armed guard, jump back like a fault instead. */
+static void on_lmdb_assert(MDB_env *env, const char *msg) {
+  sigjmp_buf *g = tls_jmp;
+  if (g) {
+    tls_jmp = NULL;
+    siglongjmp(*g, SIGABRT);
+  }
+}
+
 static void guard_install(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -215,6 +227,7 @@ static size_t map_size_for(size_t max_size) {
 
 static int env_create(pc_cache *c, size_t max_size) {
   int m = mdb_env_create(&c->env);
+  if (!m) m = mdb_env_set_assert(c->env, on_lmdb_assert);
   if (!m) m = mdb_env_set_maxdbs(c->env, MAX_DBS);
   if (!m) m = mdb_env_set_maxreaders(c->env, MAX_READERS);
   if (!m && max_size) m = mdb_env_set_mapsize(c->env, map_size_for(max_size));
@@ -290,9 +303,24 @@ static int txn_begin(pc_cache *c, unsigned flags, MDB_txn **txn) {
   return m;
 }
 
+/* LMDB reports a short write (a full disk, a file-size limit reached in
+ * the middle of a page) as EIO: say so when the file cannot grow. */
+static int short_of_space(MDB_env *env) {
+  int fd = -1;
+  struct stat fs;
+  struct statvfs vs;
+  struct rlimit rl;
+  if (mdb_env_get_fd(env, &fd) || fstat(fd, &fs)) return 0;
+  if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY && (uint64_t)fs.st_size + 65536 >= rl.rlim_cur)
+    return 1;
+  return !fstatvfs(fd, &vs) && (uint64_t)vs.f_bavail * vs.f_frsize < 65536;
+}
+
 /* Commit (raw LMDB code). The txn is freed by LMDB whatever the outcome. */
 static int txn_commit(MDB_txn **txn) {
+  MDB_env *env = mdb_txn_env(*txn);
   int m = mdb_txn_commit(*txn);
+  if (m == EIO && short_of_space(env)) m = ENOSPC;
   *txn = NULL;
   tls_open_txn = NULL;
   tls_open_write = 0;

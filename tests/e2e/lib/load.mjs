@@ -1,9 +1,13 @@
 // load.mjs — bounded load for fault tests: `n` requests, `concurrency` at a
 // time over keep-alive connections; resolves to the count of each
 // "<status> <X-PromptCache-Status>" outcome (or the error code).
+// `spacingMs` (default 0: each worker sends its next request as soon as the
+// previous one is answered) paces the starts instead: request i is sent no
+// earlier than i * spacingMs after the first, so arrivals keep coming while
+// earlier requests wait (still at most `concurrency` at a time).
 import http from 'node:http';
 
-export async function flood(proxy, { n, concurrency = 16, request }) {
+export async function flood(proxy, { n, concurrency = 16, request, spacingMs = 0 }) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const counts = {};
   const add = (k) => { counts[k] = (counts[k] || 0) + 1; };
@@ -22,7 +26,15 @@ export async function flood(proxy, { n, concurrency = 16, request }) {
     req.on('error', (e) => { add(e.code || e.message); resolve(); });
     req.end(payload);
   });
-  const worker = async () => { while (next < n) await one(next++); };
+  const t0 = Date.now();
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const wait = t0 + i * spacingMs - Date.now();
+      if (spacingMs && wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await one(i);
+    }
+  };
   await Promise.all(Array.from({ length: concurrency }, worker));
   agent.destroy();
   return counts;
