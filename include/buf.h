@@ -39,6 +39,8 @@ static inline int pc_buf_puts(pc_buf *b, const char *s) { return pc_buf_append(b
 static inline int pc_buf_putc(pc_buf *b, char c) { return pc_buf_append(b, &c, 1); }
 /* Decimal digits of v (no printf on hot paths). */
 int pc_buf_put_u64(pc_buf *b, unsigned long long v);
+/* Lower-case hexadecimal digits of v (chunk sizes). */
+int pc_buf_put_hex(pc_buf *b, unsigned long long v);
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap);
 /* Hand the storage to the caller (who frees it with free()); the buffer becomes empty. */

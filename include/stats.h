@@ -80,8 +80,11 @@ int pc_stats_json(struct pc_cache *c, pc_buf *out);
 /* Prometheus text exposition format 0.0.4. */
 int pc_stats_prometheus(struct pc_cache *c, pc_buf *out);
 
-/* Parse a usage block out of a response body (JSON or an SSE stream). */
-void pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u);
+/* Parse a usage block out of a response body (JSON or an SSE stream).
+ * Returns 0, or PC_EJSON when a body read as JSON does not parse (the one
+ * parse tells the flight both the tokens and whether a JSON answer is
+ * whole). */
+int pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u);
 /* Normalized usage ⇄ the compact JSON text kept in an entry. */
 int pc_usage_write(const struct pc_usage *u, pc_buf *out);
 void pc_usage_read(const char *p, size_t n, struct pc_usage *u);

@@ -81,6 +81,17 @@ int pc_buf_put_u64(pc_buf *b, unsigned long long v) {
   return pc_buf_append(b, tmp + i, sizeof tmp - i);
 }
 
+int pc_buf_put_hex(pc_buf *b, unsigned long long v) {
+  static const char hx[] = "0123456789abcdef";
+  char tmp[16];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = hx[v & 15];
+    v >>= 4;
+  } while (v);
+  return pc_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 int pc_buf_printf(pc_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

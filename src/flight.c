@@ -316,24 +316,17 @@ static int labelled_json(const pc_buf *head) {
   return (n == 16 && !strncasecmp(ct, "application/json", 16)) || (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
 }
 
-static int json_parses(const pc_buf *b) {
-  struct pc_json_doc *doc = NULL;
-  int rc = pc_json_parse(b->data ? b->data : "", b->len, &doc, NULL);
-  pc_json_free(doc);
-  return rc == 0;
-}
-
 /* Only a whole answer is stored: a 200 of a storable request whose end is
  * certain. A stream is whole when it reached its terminal event, or, for
  * APIs without one, when its body ended where the protocol said (a body
  * delimited by the connection's close looks the same cut or whole). An
- * answer labelled JSON must parse. */
-static int storable(const struct pc_flight *f, int delimited) {
+ * answer labelled JSON must parse (json_ok: the usage pass parsed it). */
+static int storable(const struct pc_flight *f, int delimited, int json_ok) {
   if (f->status != 200 || !f->req.store || f->over_limit) return 0;
   if (f->req.stream && f->req.terminal != PC_SSE_NONE)
     return pc_sse_complete(f->req.terminal, f->record.data ? f->record.data : "", f->record.len);
   if (!delimited) return 0;
-  return f->req.stream || !labelled_json(&f->store_head) || json_parses(&f->record);
+  return f->req.stream || json_ok || !labelled_json(&f->store_head);
 }
 
 /* Hand a complete answer to the writer; returns whether it was queued (the
@@ -352,24 +345,32 @@ static int store(struct pc_flight *f) {
   return 1;
 }
 
+/* Tokens of a 200 that will be stored or that followers wait on, read in
+ * one parse that also says whether a JSON body is whole. */
+static int read_usage(struct pc_flight *f, int rc, int followers) {
+  if (rc || f->status != 200 || f->over_limit || !(f->req.store || followers)) return 1;
+  struct pc_usage u;
+  int sse = f->req.stream || is_event_stream(&f->client_head);
+  int json_ok = pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len, sse, &u) == 0;
+  lock(f);
+  f->usage = u;
+  unlock(f);
+  return json_ok;
+}
+
 static void on_done(void *ud, int rc) {
   struct pc_flight *f = ud;
-  int will_store = !rc && storable(f, pc_fetch_delimited(f->fetch));
+  lock(f);
+  int followers = f->n_followers != 0;
+  unlock(f);
+  int json_ok = read_usage(f, rc, followers);
+  int will_store = !rc && storable(f, pc_fetch_delimited(f->fetch), json_ok);
   lock(f);
   f->upstream_us = pc_fetch_elapsed_us(f->fetch);
   f->rc = rc;
   if (!will_store) unregister_locked(f); /* nothing will be stored: the next identical request goes upstream */
-  int followers = f->n_followers != 0;
   unlock(f);
   f->fetch = NULL;
-  if (!rc && f->status == 200 && !f->over_limit && (f->req.store || followers)) {
-    struct pc_usage u;
-    pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len,
-                       f->req.stream || is_event_stream(&f->client_head), &u);
-    lock(f);
-    f->usage = u;
-    unlock(f);
-  }
   if (will_store && store(f)) return;
   finish(f);
 }

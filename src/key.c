@@ -69,19 +69,22 @@ int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred) {
 }
 
 int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
-  pc_buf path;
+  pc_buf path; /* only a query needs rewriting: without one the path goes in as it is */
   pc_buf_init(&path, 64 * 1024);
-  int rc = pc_buf_append(&path, in->path, in->path_len);
+  int rc = in->query ? pc_buf_append(&path, in->path, in->path_len) : 0;
   if (!rc && in->query) {
     size_t mark = path.len;
     rc = pc_buf_putc(&path, '?');
     if (!rc) rc = pc_key_sort_query(in->query, &path, NULL);
     if (!rc && path.len == mark + 1) path.len = mark; /* nothing left after removing credentials */
   }
+  /* one reservation for everything but the headers' values (they are short) */
+  if (!rc) rc = pc_buf_reserve(out, 256 + in->path_len + path.len + in->body_len + strlen(in->ns));
   if (!rc) rc = pc_buf_puts(out, "pc-key-v1\n");
   if (!rc) rc = field(out, "route", in->route, strlen(in->route));
   if (!rc) rc = field(out, "method", in->method, strlen(in->method));
-  if (!rc) rc = field(out, "path", path.data ? path.data : "", path.len);
+  if (!rc && in->query) rc = field(out, "path", path.data ? path.data : "", path.len);
+  else if (!rc) rc = field(out, "path", in->path, in->path_len);
   if (!rc) rc = field(out, "namespace", in->ns, strlen(in->ns));
   if (!rc) rc = field(out, "credential", in->cred_fp_hex, strlen(in->cred_fp_hex));
   for (int i = 0; i < PC_KEY_N_HEADERS && !rc; i++) {

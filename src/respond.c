@@ -154,7 +154,11 @@ void pc_respond_head(struct pc_exchange *x, int status, const char *headers, siz
   x->resp.raw_body = !x->resp.no_body && !x->resp.chunked;
   if (x->resp.raw_body) pc_conn_close_after(x->conn); /* the end of the body is the end of the connection */
   int rc = head_start(&b, x, status, headers, len);
-  if (!rc && !has_header(headers, len, "date")) rc = pc_buf_printf(&b, "Date: %s\r\n", http_date());
+  if (!rc && !has_header(headers, len, "date")) {
+    rc = pc_buf_puts(&b, "Date: ");
+    if (!rc) rc = pc_buf_puts(&b, http_date());
+    if (!rc) rc = pc_buf_puts(&b, "\r\n");
+  }
   if (!rc && x->resp.chunked) rc = pc_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
   if (!rc) rc = pc_buf_puts(&b, "\r\n");
   x->resp.head_sent = 1;
@@ -179,7 +183,14 @@ void pc_respond_body(struct pc_exchange *x, const char *p, size_t n) {
     pc_conn_abort(x->conn);
     return;
   }
-  int h = snprintf(block, 32, "%zx\r\n", n);
+  static const char hx[] = "0123456789abcdef";
+  char digits[16];
+  int nd = 0;
+  for (size_t v = n; v; v >>= 4) digits[nd++] = hx[v & 15];
+  int h = 0;
+  while (nd) block[h++] = digits[--nd];
+  block[h++] = '\r';
+  block[h++] = '\n';
   memcpy(block + h, p, n);
   memcpy(block + h + n, "\r\n", 2);
   x->resp.bytes += n;
@@ -211,7 +222,8 @@ static int hit_head(struct pc_exchange *x, const struct pc_entry *e, int64_t age
 static int frame_chunk(pc_buf *b, const struct pc_entry *e, uint32_t i, int chunked) {
   uint32_t start = i ? pc_entry_chunk(e, i - 1).end : 0, end = pc_entry_chunk(e, i).end;
   if (end <= start) return 0;
-  int rc = chunked ? pc_buf_printf(b, "%x\r\n", end - start) : 0;
+  int rc = chunked ? pc_buf_put_hex(b, end - start) : 0;
+  if (!rc && chunked) rc = pc_buf_puts(b, "\r\n");
   if (!rc) rc = pc_buf_append(b, e->body.p + start, end - start);
   if (!rc && chunked) rc = pc_buf_puts(b, "\r\n");
   return rc;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "json.h"
 #include "stats.h"
 
@@ -59,14 +60,15 @@ static void from_doc(const struct pc_json *r, struct pc_usage *u) {
   }
 }
 
-static void from_json(const char *p, size_t n, struct pc_usage *u) {
+static int from_json(const char *p, size_t n, struct pc_usage *u) {
   struct pc_json_doc *doc = NULL;
-  if (pc_json_parse(p, n, &doc, NULL)) return;
+  if (pc_json_parse(p, n, &doc, NULL)) return PC_EJSON;
   const struct pc_json *r = pc_json_root(doc);
   if (r->type == PC_JSON_OBJECT) from_doc(r, u);
   else if (r->type == PC_JSON_ARRAY) /* Gemini without alt=sse streams a JSON array */
     for (size_t i = 0; i < r->len; i++) from_doc(&r->kids[i], u);
   pc_json_free(doc);
+  return 0;
 }
 
 static void from_sse(const char *p, size_t n, struct pc_usage *u) {
@@ -85,17 +87,27 @@ static void from_sse(const char *p, size_t n, struct pc_usage *u) {
   }
 }
 
-void pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u) {
+int pc_usage_from_body(const char *body, size_t n, int sse, struct pc_usage *u) {
   memset(u, 0, sizeof *u);
-  if (sse) from_sse(body, n, u);
-  else from_json(body, n, u);
+  if (sse) {
+    from_sse(body, n, u);
+    return 0;
+  }
+  return from_json(body, n, u);
 }
 
 int pc_usage_write(const struct pc_usage *u, pc_buf *out) {
   if (!u->present) return 0;
-  return pc_buf_printf(out, "{\"input\":%llu,\"output\":%llu,\"cached_input\":%llu,\"cache_write\":%llu}",
-                       (unsigned long long)u->input, (unsigned long long)u->output,
-                       (unsigned long long)u->cached_input, (unsigned long long)u->cache_write);
+  int rc = pc_buf_puts(out, "{\"input\":");
+  if (!rc) rc = pc_buf_put_u64(out, u->input);
+  if (!rc) rc = pc_buf_puts(out, ",\"output\":");
+  if (!rc) rc = pc_buf_put_u64(out, u->output);
+  if (!rc) rc = pc_buf_puts(out, ",\"cached_input\":");
+  if (!rc) rc = pc_buf_put_u64(out, u->cached_input);
+  if (!rc) rc = pc_buf_puts(out, ",\"cache_write\":");
+  if (!rc) rc = pc_buf_put_u64(out, u->cache_write);
+  if (!rc) rc = pc_buf_putc(out, '}');
+  return rc;
 }
 
 /* Read back what pc_usage_write wrote, in one pass and without a JSON
