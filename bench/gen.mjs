@@ -1,7 +1,9 @@
 // gen.mjs — writes the benchmark's request bodies, one per line:
 //   node gen.mjs bodies SIZE COUNT OUTFILE
 //   node gen.mjs response          (the static peer's body, on stdout)
-import { openSync, writeSync, closeSync } from 'node:fs';
+//   node gen.mjs template SIZE OUTFILE  (body 0 with "{SEQ}" in its question,
+//       SIZE bytes once "{SEQ}" is replaced by 10 digits: bench/wrk-fwd.lua)
+import { openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { body, response } from './lib.mjs';
 
 const [cmd, a, b, out] = process.argv.slice(2);
@@ -17,7 +19,12 @@ if (cmd === 'response') {
     writeSync(fd, "\n");
   }
   closeSync(fd);
+} else if (cmd === 'template') {
+  const size = Number(a), outfile = b;
+  const s = body(0, size - 9).toString().replace('Question #0: ', 'Question #{SEQ}: ');
+  if (!s.includes('{SEQ}') || Buffer.byteLength(s) + 5 !== size) throw new Error('template: bad size or marker');
+  writeFileSync(outfile, s + '\n');
 } else {
-  console.error('usage: node gen.mjs bodies SIZE COUNT OUTFILE | response');
+  console.error('usage: node gen.mjs bodies SIZE COUNT OUTFILE | response | template SIZE OUTFILE');
   process.exit(2);
 }

@@ -2,7 +2,9 @@
 # bench/run.sh — `make bench`: promptcache's cache-hit path side by side with
 # nginx as a POST-body caching proxy and nginx returning the same body
 # statically (the ceiling), all driven by wrk on loopback, plus the C
-# microbenchmark (bench/micro.c) and an idle keep-alive memory test.
+# microbenchmark (bench/micro.c), an idle keep-alive memory test and the
+# forward path (misses, bypasses, --mode off against nginx proxy_pass, and
+# streaming: bench/forward.sh, its own knobs listed there).
 #
 # Prints a Markdown report on stdout and writes it to build/bench/results.md;
 # raw wrk outputs and logs go to build/bench/. Benchmarks print figures: this
@@ -12,7 +14,9 @@
 # (default 3), BENCH_REPS_1K (1 KB cells are run this many times and the median
 # reported, default 3), BENCH_SIZES ("1024 16384 102400 1048576"), BENCH_CONNS
 # ("32 256"), BENCH_DISTINCT (1000), BENCH_IDLE_CONNS (10000),
-# BENCH_MICRO_ENTRIES (1000,100000,1000000), BENCH_SKIP ("micro idle http"),
+# BENCH_MICRO_ENTRIES (1000,100000,1000000), BENCH_SKIP (sections left out, any
+# of "micro http workers idle forward"), BENCH_ONLY (the sections to run, the
+# others skipped: BENCH_ONLY=forward runs the forward path alone, ~2.5 min),
 # BENCH_NGINX_BODY_BUFFER_KB (nginx client_body_buffer_size; default: body size +
 # 16 KB; set it below the body size to see nginx-cache key on an empty
 # $request_body and serve other bodies' answers, i.e. rows marked WRONG).
@@ -33,12 +37,17 @@ NDISTINCT=${BENCH_DISTINCT:-1000}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 MICRO_ENTRIES=${BENCH_MICRO_ENTRIES:-1000,100000,1000000}
 SKIP=${BENCH_SKIP:-}
+ONLY=${BENCH_ONLY:-}
+SECTIONS="micro http workers idle forward"
+if [ -n "$ONLY" ]; then
+  for s in $SECTIONS; do case " $ONLY " in *" $s "*) ;; *) SKIP="$SKIP $s" ;; esac; done
+fi
 THREADS=2
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 rm -f "$OUT"/wrk-*.txt "$OUT"/rows.tsv "$OUT"/group-*.txt "$OUT"/check-*.json "$OUT"/prewarm-*.json \
   "$OUT"/micro.txt "$OUT"/idle.txt "$OUT"/notes.txt "$OUT"/run.log "$OUT"/results.md "$OUT"/env.txt \
-  "$OUT"/nginx-cache-*-error.log 2>/dev/null
+  "$OUT"/nginx-cache-*-error.log "$OUT"/forward.md "$OUT"/workers.tsv 2>/dev/null
 
 log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - START_TS))" "$*" | tee -a "$OUT/run.log" >&2; }
 note() { printf '%s\n' "$*" >>"$OUT/notes.txt"; log "NOTE: $*"; }
@@ -49,30 +58,10 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open-file limit: $(ulimit -n)"
 echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/env.txt"
 
-# ---- processes we start: tracked by pid, stopped by pid -----------------
-PIDS=()
-track() { PIDS+=("$1"); }
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-children_of() { cat "/proc/$1/task/$1/children" 2>/dev/null; }
-stop_pid() { # stop_pid PID [CHILD_PIDS...]: TERM, wait (bounded), then KILL
-  local pid=$1 i
-  shift
-  [ -n "$pid" ] || return 0
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  for i in "$@"; do alive "$i" && kill -KILL "$i" 2>/dev/null; done
-  return 0
-}
+. "$ROOT/bench/common.sh" # track, stop_pid, pick_port, wait_port, tree_ticks, to_ms, launch_nginx
 TMP=
 cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    if alive "$p"; then stop_pid "$p" $(children_of "$p"); fi
-  done
+  stop_tracked
   [ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -146,7 +135,7 @@ if ! skipped micro; then
   if ar rcs "$TMP/libpc.a" "${objs[@]}" build/obj/llhttp_*.o 2>>"$OUT/build.log" &&
     ${CC:-cc} -D_GNU_SOURCE -Iinclude -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -O2 -g \
       -o "$OUT/micro" bench/micro.c "$TMP/libpc.a" \
-      -luv -lcurl -llmdb -lxxhash -lssl -lcrypto -lpthread -lm >>"$OUT/build.log" 2>&1; then
+      -luv -lcurl -llmdb -lxxhash -lhiredis -lssl -lcrypto -lpthread -lm >>"$OUT/build.log" 2>&1; then
     MICRO=$OUT/micro
   else
     note "bench/micro.c did not build (see build/bench/build.log)"
@@ -162,31 +151,6 @@ if [ -n "$MICRO" ]; then
 fi
 
 # ---- ports ------------------------------------------------------------------
-USED_PORTS=" "
-PORT=0
-pick_port() { # sets PORT to a free loopback port below the ephemeral range
-  local i p
-  PORT=0
-  for i in $(seq 1 300); do
-    p=$((20000 + RANDOM % 10000))
-    case "$USED_PORTS" in *" $p "*) continue ;; esac
-    if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then
-      USED_PORTS="$USED_PORTS$p "
-      PORT=$p
-      return 0
-    fi
-  done
-  return 1
-}
-wait_port() { # wait_port PORT PID: until something listens (bounded, 15 s)
-  local i
-  for i in $(seq 1 150); do
-    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
-    alive "$2" || return 1
-    sleep 0.1
-  done
-  return 1
-}
 pick_port; P_MOCK_PC=$PORT
 pick_port; P_MOCK_NG=$PORT
 pick_port; P_PC=$PORT
@@ -283,21 +247,7 @@ start_nginx() { # start_nginx KIND SIZE -> sets NGINX_PID
   mkdir -p "$prefix/tmp" "$prefix/cache"
   nginx_conf "$kind" "$prefix" "$port" "$size" >"$prefix/nginx.conf"
   cp "$prefix/nginx.conf" "$OUT/nginx-$kind.conf"
-  local run=()
-  if [ "$(id -u)" = 0 ]; then # run it unprivileged, as nobody
-    chown -R nobody:nogroup "$prefix" 2>/dev/null || chown -R nobody "$prefix"
-    run=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --)
-  fi
-  "${run[@]}" "$NGINX" -p "$prefix/" -e "$prefix/error.log" -c "$prefix/nginx.conf" -g 'daemon off;' \
-    >"$prefix/stderr.log" 2>&1 &
-  NGINX_PID=$!
-  track "$NGINX_PID"
-  if ! wait_port "$port" "$NGINX_PID"; then
-    note "nginx ($kind) did not start: $(tail -n 3 "$prefix/error.log" "$prefix/stderr.log" 2>/dev/null | tr '\n' ' ')"
-    stop_pid "$NGINX_PID"
-    NGINX_PID=
-    return 1
-  fi
+  launch_nginx "$NGINX" "$prefix" "$port" || { note "nginx ($kind) did not start: $NGINX_ERR"; return 1; }
 }
 
 stop_servers() {
@@ -309,20 +259,6 @@ stop_servers() {
 }
 
 # ---- measuring ----------------------------------------------------------------
-proc_ticks() { # utime+stime of one process, in clock ticks
-  local s a
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-  s=${s##*) }
-  read -r -a a <<<"$s"
-  echo $((a[11] + a[12]))
-}
-tree_pids() { [ -n "$1" ] && echo "$1" $(children_of "$1"); }
-tree_ticks() {
-  local t=0 p
-  for p in $(tree_pids "$1"); do t=$((t + $(proc_ticks "$p"))); done
-  echo "$t"
-}
-status_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null; }
 serving_pids() { # the process(es) that serve: promptcache itself, nginx's children
   if [ "$2" = pc ]; then echo "$1"; else children_of "$1"; fi
 }
@@ -334,11 +270,6 @@ max_status_kb() { # max_status_kb KEY PIDS...
     [ -n "$v" ] && [ "$v" -gt "$m" ] && m=$v
   done
   echo "$m"
-}
-
-to_ms() { # "123.45us" -> ms
-  awk -v v="$1" 'BEGIN{ n=v; sub(/[a-z]+$/,"",n); u=v; sub(/^[0-9.]+/,"",u);
-    f = (u=="us")?0.001:(u=="ms")?1:(u=="s")?1000:(u=="m")?60000:1; printf "%.3f", n*f }'
 }
 
 printf 'size\tbodies\tconns\tpeer\trep\trps\tp50_ms\tp99_ms\tcpu_us\thwm_kb\tanon_kb\trequests\tnon2xx\terrors\tup_delta\n' >"$OUT/rows.tsv"
@@ -436,7 +367,7 @@ run_group() { # run_group SIZE: one prompt size, all peers and cells
 }
 
 # ---- HTTP benchmark -------------------------------------------------------------
-if [ $HAVE_NODE = 1 ]; then
+if [ $HAVE_NODE = 1 ] && { ! skipped http || ! skipped workers || ! skipped idle; }; then
   node bench/mock.mjs "$P_MOCK_PC" "$P_MOCK_NG" --max-seconds=1500 >"$OUT/mock.log" 2>&1 &
   MOCK_PID=$!
   track "$MOCK_PID"
@@ -531,10 +462,37 @@ if ! skipped idle && [ -n "$PCBIN" ] && [ $HAVE_NODE = 1 ] && alive "$MOCK_PID";
 fi
 stop_pid "$MOCK_PID"
 
+# ---- forward path (bench/forward.sh: its own servers, writes build/bench/forward.md) ----
+if ! skipped forward; then
+  if [ -n "$PCBIN" ]; then
+    log "forward path: bench/forward.sh"
+    # in the background and waited for, so an interrupt stops it (by pid) at once
+    BENCH_OUT=$OUT BENCH_PCBIN=$PCBIN timeout 900 bash bench/forward.sh >/dev/null &
+    FWD_PID=$!
+    track "$FWD_PID"
+    wait "$FWD_PID" || note "bench/forward.sh exited with status $? (see build/bench/fwd-run.log)"
+  else
+    note "no promptcache binary: forward path not measured"
+  fi
+fi
+
 # ---- report --------------------------------------------------------------------------
 END_TS=$(date +%s)
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
-if [ $HAVE_NODE = 1 ]; then
+if skipped micro && skipped http && skipped workers && skipped idle; then
+  # only the forward path (BENCH_ONLY=forward): its section and this run's notes
+  {
+    echo "# promptcache benchmark: forward path only ($((END_TS - START_TS)) s)"
+    echo
+    if [ -s "$OUT/forward.md" ]; then cat "$OUT/forward.md"; else echo "Nothing was measured."; echo; fi
+    if [ -s "$OUT/notes.txt" ]; then
+      echo "## Notes from this run"
+      echo
+      sed 's/^/- /' "$OUT/notes.txt"
+      echo
+    fi
+  } | tee "$OUT/results.md"
+elif [ $HAVE_NODE = 1 ]; then
   node bench/report.mjs "$OUT" "$((END_TS - START_TS))" "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'), $(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')" \
     "$DUR_1K s x $REPS_1K (1 KB, median), $DUR s otherwise" | tee "$OUT/results.md"
   if [ -s "$OUT/workers.tsv" ]; then
@@ -551,6 +509,9 @@ if [ $HAVE_NODE = 1 ]; then
       echo
       echo "Both loops share the machine's cores with wrk."
     } | tee -a "$OUT/results.md"
+  fi
+  if [ -s "$OUT/forward.md" ]; then
+    { echo; cat "$OUT/forward.md"; } | tee -a "$OUT/results.md"
   fi
 else
   cat "$OUT/rows.tsv" "$OUT/micro.txt" 2>/dev/null
