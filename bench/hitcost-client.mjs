@@ -1,11 +1,15 @@
-// hitcost-client.mjs — sends N identical 1 KB chat requests over one
-// keep-alive connection and prints how many were cache hits.
-//   node bench/hitcost-client.mjs PORT N
+// hitcost-client.mjs — sends N identical chat requests of about SIZE bytes
+// over one keep-alive connection and prints how many were cache hits.
+//   node bench/hitcost-client.mjs PORT N [SIZE]     (SIZE: bytes of the request body, default ~1 KB)
 import http from 'node:http';
 
 const [port, n] = [Number(process.argv[2]), Number(process.argv[3])];
+const size = Number(process.argv[4] || 0);
+const unit = 'hello world ';
+// the default is the historic 1 KB body (80 repeats); a SIZE fills the prompt to about SIZE bytes
+const repeats = size > 0 ? Math.max(1, Math.round((size - 80) / unit.length)) : 80;
+const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: unit.repeat(repeats) }] });
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello world '.repeat(80) }] });
 const one = () =>
   new Promise((resolve, reject) => {
     const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };

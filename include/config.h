@@ -43,6 +43,7 @@ struct pc_config {
   struct pc_strlist cache_paths; /* globs; the default list when none given */
   size_t max_body;
   size_t max_buffered; /* 0: the default (server.c) */
+  size_t memo_size;    /* bytes of raw requests all loops together may remember */
   int64_t upstream_timeout_ms;
   int64_t connect_timeout_ms;
   int64_t client_timeout_ms; /* a request must arrive whole within this */

@@ -30,7 +30,10 @@ struct pc_req {
   struct pc_header *h; /* h_cap slots, grown on demand up to PC_MAX_HEADERS */
   size_t nh, h_cap;
   size_t header_bytes;
-  pc_buf body;
+  pc_buf body;         /* the body's storage when it is owned */
+  const char *body_at; /* the body: in `body`, or (borrowed) in the transport's read buffer */
+  size_t body_len;
+  int body_borrowed;   /* body_at points outside `body`: valid only while the read is handled */
   int http_minor;
   int keep_alive;
   int expect_continue;
@@ -58,6 +61,12 @@ void pc_http_init(struct pc_http *h, struct pc_req *req, size_t max_body);
 /* Parse from p[0..n). After PC_HTTP_REQUEST the parser is ready for the
  * next request once the caller has reset the pc_req (pc_req_reset). */
 enum pc_http_result pc_http_feed(struct pc_http *h, const char *p, size_t n, size_t *used);
+/* While a body with a Content-Length arrives and at least `min` bytes of it
+ * are still to come: room for up to `most` of them at the end of the
+ * request's body buffer (*p, *n), so the transport can read them in place.
+ * Bytes fed from there are taken without a copy. Returns 1, or 0 when
+ * reading in place does not apply (then use a buffer of your own). */
+int pc_http_body_room(struct pc_http *h, size_t min, size_t most, char **p, size_t *n);
 /* llhttp's name for the last parse error (for the 400 message). */
 const char *pc_http_error_name(const struct pc_http *h);
 
@@ -66,6 +75,11 @@ void pc_req_init(struct pc_req *r, size_t max_body);
 void pc_req_reset(struct pc_req *r);
 /* Give every buffer back (an idle connection); the request stays usable. */
 int pc_req_release(struct pc_req *r); /* returns whether anything was freed */
+/* Make a borrowed body owned (copied into `body`): before the request
+ * outlives the read that brought it (the transport does it when a request
+ * is still being answered after its read), or before `body` is handed on.
+ * Returns 0 or PC_ENOMEM / PC_ETOOBIG. */
+int pc_req_own_body(struct pc_req *r);
 /* Header lookup by case-insensitive name (the first field of that name); NULL if absent. */
 const char *pc_req_header(const struct pc_req *r, const char *name, size_t *len);
 

@@ -15,6 +15,7 @@ struct pc_proxy_ctx {
   const struct pc_config *cfg;
   pc_cache *cache;
   struct pc_writer *writer;
+  size_t memo_budget; /* bytes of raw requests each loop may remember (rawkey.h) */
 };
 
 /* The application table for pc_server_run; `ctx` must outlive the run. */

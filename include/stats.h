@@ -64,6 +64,8 @@ void pc_stats_store_failed(void);
 /* Gauges: an upstream exchange (followers 0) or a request waiting on one
  * (followers 1) began (+1) or ended (-1). */
 void pc_stats_inflight(int followers, int delta);
+/* Gauge deltas of the raw-request memo (rawkey.h). */
+void pc_stats_memo(int64_t entries, int64_t bytes);
 /* Replay misses in this run (for --fail-on-miss). */
 uint64_t pc_stats_replay_misses(void);
 

@@ -202,6 +202,10 @@ static int opt_max_body(struct pc_config *c, const char *v, char *err, size_t er
   return size_opt("--max-body", v, &c->max_body, err, errlen);
 }
 
+static int opt_memo_size(struct pc_config *c, const char *v, char *err, size_t errlen) {
+  return size_opt("--memo-size", v, &c->memo_size, err, errlen);
+}
+
 static int opt_max_buffered(struct pc_config *c, const char *v, char *err, size_t errlen) {
   int rc = size_opt("--max-buffered", v, &c->max_buffered, err, errlen);
   if (!rc && c->max_buffered == 0) return fail(err, errlen, "invalid --max-buffered '%s': must be positive", v);
@@ -367,6 +371,7 @@ static const struct opt opts[] = {
     {"cache-path", 1, 1, opt_cache_path},
     {"max-body", 1, 0, opt_max_body},
     {"max-buffered", 1, 0, opt_max_buffered},
+    {"memo-size", 1, 0, opt_memo_size},
     {"upstream-timeout", 1, 0, opt_upstream_timeout},
     {"client-timeout", 1, 0, opt_client_timeout},
     {"idle-timeout", 1, 0, opt_idle_timeout},
@@ -416,6 +421,7 @@ static void defaults(struct pc_config *c) {
   c->workers = 1;
   c->max_followers = 1024;
   c->redis_max_value = (size_t)16 << 20;
+  c->memo_size = (size_t)64 << 20;
   c->redis_timeout_ms = 250;
 }
 
@@ -554,6 +560,7 @@ void pc_config_usage(void *file) {
         "  --ignore-field POINTER    repeatable JSON pointer dropped from the key, e.g. /user\n"
         "  --cache-path GLOB         repeatable; replaces the default cacheable path list\n"
         "  --max-body SIZE           larger request bodies get 413 [32MiB]\n"
+        "  --memo-size SIZE          raw requests remembered to skip canonicalizing exact repeats [64MiB]\n"
         "  --max-buffered SIZE       request bytes all connections may buffer at once; past it 503\n"
         "                            [256MiB, or 2x --max-body if larger]\n"
         "  --upstream-timeout DUR    whole upstream exchange [600s]; connect timeout 10s\n"

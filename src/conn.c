@@ -183,22 +183,22 @@ static void write_continue(struct pc_conn *c) {
   pc_conn_write_copy(c, cont, sizeof cont - 1);
 }
 
-/* Feed buffered input to the parser until it runs out or a request is
- * dispatched that does not finish at once. Requests answered synchronously
- * (hits) loop here instead of recursing through pc_conn_finish, so a long
- * pipeline cannot grow the stack. */
-static void conn_parse(struct pc_conn *c) {
+/* Feed input to the parser until it runs out or a request is dispatched
+ * that does not finish at once. Requests answered synchronously (hits) loop
+ * here instead of recursing through pc_conn_finish, so a long pipeline
+ * cannot grow the stack. Returns how many bytes of p[0..n) were consumed. */
+static size_t feed(struct pc_conn *c, const char *p, size_t n) {
   size_t off = 0;
-  while (c->state == CONN_READING && off < c->in.len) {
+  while (c->state == CONN_READING && off < n) {
     int was_in_message = c->http.in_message;
     size_t used = 0;
-    enum pc_http_result r = pc_http_feed(&c->http, c->in.data + off, c->in.len - off, &used);
+    enum pc_http_result r = pc_http_feed(&c->http, p + off, n - off, &used);
     off += used;
     if (!was_in_message && c->http.in_message) conn_arm_timer(c); /* once per request: trickling cannot extend it */
     if (c->http.continue_wanted) write_continue(c);
     if (r == PC_HTTP_ERROR) {
       parse_failed(c);
-      return;
+      return n;
     }
     if (r == PC_HTTP_REQUEST) {
       c->in_dispatch = 1;
@@ -206,15 +206,44 @@ static void conn_parse(struct pc_conn *c) {
       c->in_dispatch = 0;
     }
   }
+  /* A body may point into p (pc_req's borrowed body) only while p is being
+   * fed: a request still being answered, or still arriving, makes it owned
+   * before the bytes it points at are reused. */
+  if (c->state != CONN_CLOSED && pc_req_own_body(&c->req)) {
+    conn_close(c);
+    return n;
+  }
+  return off;
+}
+
+/* Parse what is buffered in `in`. */
+static void conn_parse(struct pc_conn *c) {
+  size_t off = feed(c, c->in.data, c->in.len);
   if (c->state == CONN_CLOSED) return;
-  if (off) {
+  if (off && c->in.len) {
     memmove(c->in.data, c->in.data + off, c->in.len - off);
     c->in.len -= off;
   }
 }
 
+/* Reads land in a per-thread slab (idle connections hold no buffer), or,
+ * while a large body with a Content-Length arrives, straight at the end of
+ * the request's body (no copy). */
+#define SLAB (64 * 1024)
+#define IN_PLACE_MIN (16 * 1024)
+#define IN_PLACE_MOST ((size_t)4 << 20)
+
+static __thread char slab[SLAB];
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  static __thread char slab[64 * 1024];
+  struct pc_conn *c = h->data;
+  char *p;
+  size_t n;
+  if (c->state == CONN_READING && c->in.len == 0 && pc_http_body_room(&c->http, IN_PLACE_MIN, IN_PLACE_MOST, &p, &n)) {
+    buf->base = p;
+    buf->len = n;
+    return;
+  }
   buf->base = slab;
   buf->len = sizeof slab;
 }
@@ -245,6 +274,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (n == 0 || c->state == CONN_DRAINING) return;
+  if (c->state == CONN_READING && c->in.len == 0) { /* the common case: parse where the bytes are */
+    if (account(c)) {
+      reject(c, 503, "overloaded", "too many request bytes buffered across connections; retry later");
+      return;
+    }
+    size_t used = feed(c, buf->base, (size_t)n);
+    if (c->state == CONN_CLOSED || used >= (size_t)n) return;
+    if (buf->base != slab) { /* an in-place read holds only body bytes: all are used */
+      conn_close(c);
+      return;
+    }
+    n -= (ssize_t)used; /* pipelined bytes after a request being answered: keep them */
+    memmove(slab, slab + used, (size_t)n);
+  }
   if (pc_buf_append(&c->in, buf->base, (size_t)n)) {
     /* pipelined input beyond our buffer while a request is being answered */
     stop_reading(c);

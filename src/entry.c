@@ -11,6 +11,7 @@
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* inlined: the library build is scalar; inlined, XXH3 uses SSE2 */
 #include <xxhash.h>
 
 #include "error.h"

@@ -126,12 +126,36 @@ static int cb_headers_complete(llhttp_t *p) {
   return 0;
 }
 
+/* The first piece of a body is only pointed at (a whole small request
+ * arrives in one read, and a hit never needs a copy of it); a second piece,
+ * or a request that outlives its read, makes it owned. */
 static int cb_body(llhttp_t *p, const char *at, size_t n) {
   struct pc_http *h = from_parser(p);
-  if (pc_buf_append(&h->req->body, at, n)) {
+  struct pc_req *r = h->req;
+  pc_buf *b = &r->body;
+  if (b->data && at == b->data + b->len && b->cap - b->len > n) { /* read in place (pc_http_body_room) */
+    b->len += n;
+    b->data[b->len] = '\0';
+    r->body_at = b->data;
+    r->body_len = b->len;
+    return 0;
+  }
+  if (!r->body_len && !b->len) {
+    if (n > b->max) {
+      h->error_status = 413;
+      return -1;
+    }
+    r->body_at = at;
+    r->body_len = n;
+    r->body_borrowed = 1;
+    return 0;
+  }
+  if (pc_req_own_body(r) || pc_buf_append(b, at, n)) {
     h->error_status = 413;
     return -1;
   }
+  r->body_at = b->data;
+  r->body_len = b->len;
   return 0;
 }
 
@@ -189,6 +213,19 @@ enum pc_http_result pc_http_feed(struct pc_http *h, const char *p, size_t n, siz
 
 const char *pc_http_error_name(const struct pc_http *h) { return llhttp_errno_name(llhttp_get_errno(&h->parser)); }
 
+int pc_http_body_room(struct pc_http *h, size_t min, size_t most, char **p, size_t *n) {
+  const llhttp_t *ps = &h->parser;
+  if (!h->in_message || !h->headers_done || !(ps->flags & F_CONTENT_LENGTH) || (ps->flags & F_CHUNKED)) return 0;
+  uint64_t left = ps->content_length;
+  if (left < min) return 0;
+  size_t want = left < most ? (size_t)left : most;
+  pc_buf *b = &h->req->body;
+  if (pc_buf_reserve(b, want)) return 0;
+  *p = b->data + b->len;
+  *n = want;
+  return 1;
+}
+
 /* ---- the request ---- */
 
 void pc_req_init(struct pc_req *r, size_t max_body) {
@@ -196,6 +233,15 @@ void pc_req_init(struct pc_req *r, size_t max_body) {
   pc_buf_init(&r->target, PC_MAX_HEADER_BYTES);
   pc_buf_init(&r->hbuf, PC_MAX_HEADER_BYTES + 2 * PC_MAX_HEADERS);
   pc_buf_init(&r->body, max_body);
+}
+
+int pc_req_own_body(struct pc_req *r) {
+  if (!r->body_borrowed) return 0;
+  int rc = pc_buf_append(&r->body, r->body_at, r->body_len);
+  if (rc) return rc;
+  r->body_borrowed = 0;
+  r->body_at = r->body.data;
+  return 0;
 }
 
 void pc_req_reset(struct pc_req *r) {
@@ -214,6 +260,9 @@ void pc_req_reset(struct pc_req *r) {
   }
   if (r->h) memset(&r->h[0], 0, sizeof r->h[0]);
   r->header_bytes = 0;
+  r->body_at = NULL;
+  r->body_len = 0;
+  r->body_borrowed = 0;
   r->keep_alive = 0;
   r->expect_continue = 0;
   r->method[0] = '\0';
@@ -228,6 +277,9 @@ int pc_req_release(struct pc_req *r) {
   r->h = NULL;
   r->h_cap = 0;
   r->nh = 0;
+  r->body_at = NULL;
+  r->body_len = 0;
+  r->body_borrowed = 0;
   return any;
 }
 

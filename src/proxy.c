@@ -171,7 +171,8 @@ static int build_upstream_headers(const struct pc_req *r, const struct pc_hdrs *
 static int upstream_url(const struct pc_route_match *m, pc_buf *url) {
   int rc = pc_buf_puts(url, m->upstream);
   if (!rc) rc = m->path_len ? pc_buf_append(url, m->path, m->path_len) : pc_buf_putc(url, '/');
-  if (!rc && m->query) rc = pc_buf_printf(url, "?%s", m->query);
+  if (!rc && m->query) rc = pc_buf_putc(url, '?');
+  if (!rc && m->query) rc = pc_buf_puts(url, m->query);
   return rc;
 }
 
@@ -215,15 +216,31 @@ static size_t identity_headers(const struct pc_hdrs *hd, const char **v, size_t 
 
 #define N_IDENTITY_HEADERS (1 + PC_H_N - PC_H_CRED0)
 
-static int raw_identity(struct pc_exchange *x, const struct pc_route_match *m) {
-  const struct pc_req *r = req_of(x);
+/* Remember a request in the memo; its memory is counted in the stats. */
+static void memo_put(struct pc_flow *fw, const struct pc_rawkey_in *in, const struct pc_key *key, const char *material,
+                     size_t mlen, const char *model, int64_t stamp_created, size_t stamp_len) {
+  size_t e0, b0, e1, b1;
+  pc_rawkey_usage(fw->rawkey, &e0, &b0);
+  pc_rawkey_put(fw->rawkey, in, &fw->rawid, key, material, mlen, model, stamp_created, stamp_len);
+  pc_rawkey_usage(fw->rawkey, &e1, &b1);
+  pc_stats_memo((int64_t)e1 - (int64_t)e0, (int64_t)b1 - (int64_t)b0);
+}
+
+/* The memo's view of a request: its raw parts (pointers into the request,
+ * valid while it is being handled). */
+struct memo_in {
+  struct pc_rawkey_in in;
   const char *v[N_IDENTITY_HEADERS];
-  size_t n[N_IDENTITY_HEADERS] = {0};
-  struct pc_rawkey_in in = {.route = m->route, .method = r->method, .target = r->target.data,
-                            .target_len = r->target.len, .values = v, .lens = n,
-                            .n_values = identity_headers(&x->hdr, v, n), .body = r->body.data,
-                            .body_len = r->body.len};
-  return pc_rawkey_identity(&in, &x->flow->rawid);
+  size_t n[N_IDENTITY_HEADERS];
+};
+
+static void memo_input(struct pc_exchange *x, const struct pc_route_match *m, struct memo_in *mi) {
+  const struct pc_req *r = req_of(x);
+  memset(mi->n, 0, sizeof mi->n);
+  mi->in = (struct pc_rawkey_in){.route = m->route, .method = r->method, .target = r->target.data,
+                                 .target_len = r->target.len, .values = mi->v, .lens = mi->n,
+                                 .n_values = identity_headers(&x->hdr, mi->v, mi->n), .body = r->body_at,
+                                 .body_len = r->body_len};
 }
 
 /* A private copy of an entry (for stale-if-error or a paced replay, which
@@ -259,21 +276,39 @@ static int decode_checked(struct pc_flow *fw, const struct pc_key *key, const vo
   return 0;
 }
 
+/* What a hit compares the stored entry with: its canonical request, or (a
+ * large request the memo knows) the stamp of the entry verified before. */
+struct expect {
+  const char *material;
+  size_t mlen;
+  int64_t stamp_created;
+  size_t stamp_len;
+};
+
+static int matches(const struct expect *ex, const struct pc_entry *e, size_t n) {
+  if (ex->material) return e->request.n == ex->mlen && !memcmp(e->request.p, ex->material, ex->mlen);
+  return ex->stamp_len && ex->stamp_len == n && ex->stamp_created == e->created_ms;
+}
+
 /* Serve from the cache if a fresh entry for exactly this request exists;
  * zero-copy: the response is written from the LMDB map while the read txn
  * is held. An entry that matches but is not fresh is copied to x->stale for
- * stale-if-error. Returns whether it served. */
-static int try_hit(struct pc_exchange *x, const struct pc_key *key, const char *material, size_t mlen,
-                   const struct pc_controls *ct) {
+ * stale-if-error. `remember` (or NULL): the request, for the memo to learn
+ * the verified entry's stamp before the response ends (the request's
+ * buffers are reused after that). Returns whether it served. */
+static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct expect *ex,
+                   const struct pc_controls *ct, const struct memo_in *remember, const char *model) {
   struct pc_flow *fw = x->flow;
   const void *p;
   size_t n;
   struct pc_entry e;
   if (pc_cache_get_ref(fw->cache, key->b, &p, &n)) return 0;
-  if (decode_checked(fw, key, p, n, &e) || e.request.n != mlen || memcmp(e.request.p, material, mlen)) {
+  if (decode_checked(fw, key, p, n, &e) || !matches(ex, &e, n)) {
     pc_cache_release(fw->cache);
     return 0;
   }
+  if (remember)
+    memo_put(fw, &remember->in, key, ex->material, ex->mlen, model, e.created_ms, n);
   int64_t now = pc_now_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
   if (!pc_policy_fresh(fw->cfg->mode, ct, e.created_ms, e.expires_ms, now)) {
@@ -308,8 +343,11 @@ static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, 
   if (!rc) rc = build_upstream_headers(r, &x->hdr, &fr->headers);
   if (!rc) {
     fr->method = r->method;
+    rc = pc_req_own_body(r);
     fr->body = r->body; /* hand-over: the request gets a fresh body buffer */
     pc_buf_init(&r->body, r->body.max);
+    r->body_at = NULL;
+    r->body_len = 0;
     x->sub.ops = &sub_ops;
     x_set_state(x, PC_X_FLIGHT);
     rc = pc_flight_start(x->flow->flights, fr, &x->sub); /* PC_EEXISTS: joined an identical one */
@@ -348,7 +386,7 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
   pc_buf_reset(canon);
   pc_buf_reset(material);
   if (!key_headers_printable(&x->hdr)) return PC_EUTF8;
-  int rc = pc_canon_json(r->body.data ? r->body.data : "", r->body.len, (const char *const *)cfg->ignore_fields.v,
+  int rc = pc_canon_json(r->body_at ? r->body_at : "", r->body_len, (const char *const *)cfg->ignore_fields.v,
                          cfg->ignore_fields.n, canon, &info);
   size_t nslen = x->hdr.n[PC_H_NAMESPACE];
   const char *ns = x->hdr.v[PC_H_NAMESPACE];
@@ -416,17 +454,19 @@ static void replay_miss(struct pc_exchange *x, const struct pc_route_match *m, c
 enum memo { MEMO_UNKNOWN, MEMO_HIT, MEMO_MISS };
 
 /* An exact repeat of a recently keyed request is looked up without
- * canonicalizing again. MEMO_MISS: it was looked up and is not served (an
- * expired entry is kept in x->stale), so the normal path, which computes the
- * same key, need not look up again. */
-static enum memo memo_lookup(struct pc_exchange *x, const struct pc_controls *ct) {
-  struct pc_key key;
-  const char *material, *model;
-  size_t mlen;
-  if (pc_rawkey_get(x->flow->rawkey, &x->flow->rawid, &key, &material, &mlen, &model)) return MEMO_UNKNOWN;
-  pc_key_hex(&key, x->resp.key);
-  copy_str(x->resp.model, sizeof x->resp.model, model, strlen(model));
-  return try_hit(x, &key, material, mlen, ct) ? MEMO_HIT : MEMO_MISS;
+ * canonicalizing again. MEMO_MISS: a small request was looked up and is not
+ * served (an expired entry is kept in x->stale), so the normal path, which
+ * computes the same key, need not look up again. A large request whose
+ * stamp does not match the stored entry any more is MEMO_UNKNOWN: the long
+ * way decides (and stamps again). */
+static enum memo memo_lookup(struct pc_exchange *x, const struct memo_in *mi, const struct pc_controls *ct) {
+  struct pc_rawkey_hit h;
+  if (pc_rawkey_get(x->flow->rawkey, &mi->in, &x->flow->rawid, &h)) return MEMO_UNKNOWN;
+  pc_key_hex(&h.key, x->resp.key);
+  copy_str(x->resp.model, sizeof x->resp.model, h.model, strlen(h.model));
+  struct expect ex = {h.material, h.mlen, h.stamp_created, h.stamp_len};
+  if (try_hit(x, &h.key, &ex, ct, NULL, NULL)) return MEMO_HIT;
+  return h.material ? MEMO_MISS : MEMO_UNKNOWN;
 }
 
 /* A cacheable request after its lookup: replay miss, only-if-cached miss,
@@ -463,8 +503,8 @@ static void handle_miss(struct pc_exchange *x, const struct pc_route_match *m, s
 
 static void admin(struct pc_exchange *x) {
   const struct pc_req *r = req_of(x);
-  struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body.data,
-                            .body_len = r->body.len};
+  struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body_at,
+                            .body_len = r->body_len};
   rq.authorization = pc_req_header(r, "authorization", &rq.auth_len); /* admin: not indexed yet */
   struct pc_admin_resp o;
   pc_admin_handle(x->flow->cfg, x->flow->cache, &rq, &o);
@@ -518,8 +558,10 @@ static void handle(struct pc_exchange *x) {
   pc_route_match(cfg, target, &m);
   x->resp.route = m.route;
   int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(r->method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len);
-  int memo = cacheable && d.lookup && raw_identity(x, &m) == 0;
-  enum memo looked = memo ? memo_lookup(x, &ct) : MEMO_UNKNOWN;
+  struct memo_in mi;
+  int memo = cacheable && d.lookup;
+  if (memo) memo_input(x, &m, &mi);
+  enum memo looked = memo ? memo_lookup(x, &mi, &ct) : MEMO_UNKNOWN;
   if (looked == MEMO_HIT) return;
   struct pc_flight_req fr;
   memset(&fr, 0, sizeof fr);
@@ -527,12 +569,15 @@ static void handle(struct pc_exchange *x) {
   pc_buf_init(&fr.material, 0);
   int stream = 0;
   if (cacheable && key_request(x, &m, &fr, &stream) == 0) {
-    if (memo && looked == MEMO_UNKNOWN)
-      pc_rawkey_put(fw->rawkey, &fw->rawid, &fr.key, fw->material.data, fw->material.len, fr.model);
-    if (d.lookup && looked == MEMO_UNKNOWN && try_hit(x, &fr.key, fw->material.data, fw->material.len, &ct)) {
+    struct expect ex = {fw->material.data, fw->material.len, 0, 0};
+    const struct memo_in *remember = memo && looked == MEMO_UNKNOWN ? &mi : NULL;
+    if (d.lookup && looked == MEMO_UNKNOWN && try_hit(x, &fr.key, &ex, &ct, remember, fr.model)) {
       pc_flight_req_free(&fr);
       return;
     }
+    /* not served: a small request is remembered anyway (its next repeat skips the canonicalization) */
+    if (remember)
+      memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
     handle_miss(x, &m, &fr, &ct, &d, stream);
     return;
   }
@@ -667,9 +712,9 @@ static int flow_start(void *ctx, struct pc_worker *w, void **out) {
   fw->cache = pctx->cache;
   pc_buf_init(&fw->scratch, cfg->max_body * 2 + 64);
   pc_buf_init(&fw->material, cfg->max_body * 2 + 64 * 1024);
-  pc_buf_init(&fw->rawid, PC_RAWKEY_MAX_IDENTITY + 4096);
+  pc_buf_init(&fw->rawid, 2 * PC_MAX_HEADER_BYTES);
   pc_buf_init(&fw->out, cfg->max_size / 2 + (1u << 20));
-  fw->rawkey = pc_rawkey_create();
+  fw->rawkey = pc_rawkey_create(pctx->memo_budget);
   int rc = fw->rawkey ? 0 : PC_ENOMEM;
   if (!rc) rc = pc_cache_secret(fw->cache, fw->secret);
   if (!rc) rc = pc_upstream_create(fw->loop, cfg, &fw->up);
@@ -708,6 +753,11 @@ static void flow_free(void *app) {
   pc_buf_free(&fw->material);
   pc_buf_free(&fw->rawid);
   pc_buf_free(&fw->out);
+  if (fw->rawkey) {
+    size_t e, b;
+    pc_rawkey_usage(fw->rawkey, &e, &b);
+    pc_stats_memo(-(int64_t)e, -(int64_t)b);
+  }
   pc_rawkey_destroy(fw->rawkey);
   free(fw);
 }

@@ -106,7 +106,8 @@ int pc_serve(const struct pc_config *cfg) {
     pc_log_warn("listening on a non-loopback address without --admin-token: only /_promptcache/health is served");
   int rc = open_shared(&s);
   if (!rc) {
-    s.pctx = (struct pc_proxy_ctx){.cfg = cfg, .cache = s.cache, .writer = s.writer};
+    s.pctx = (struct pc_proxy_ctx){.cfg = cfg, .cache = s.cache, .writer = s.writer,
+                                   .memo_budget = cfg->memo_size / (size_t)cfg->workers};
     struct pc_app app;
     pc_proxy_app(&s.pctx, &app);
     app.tick = tick;

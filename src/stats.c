@@ -66,6 +66,7 @@ static struct {
   counter bytes_from_cache, tok_in, tok_out, tok_cached, evictions;
   counter store_failures; /* answers that should have been stored and were not (this run) */
   _Atomic int64_t inflight[2]; /* gauges: upstream exchanges in flight, requests waiting on them */
+  _Atomic int64_t memo_entries, memo_bytes; /* gauges: the raw-request memo of every loop */
   struct hist up, hit;
   struct row rows[MAX_ROWS];
   _Atomic size_t n_rows;
@@ -157,6 +158,11 @@ void pc_stats_record(const struct pc_stats_req *r) {
 void pc_stats_eviction(uint64_t n) { INC(S.evictions, n); }
 
 void pc_stats_store_failed(void) { INC(S.store_failures, 1); }
+
+void pc_stats_memo(int64_t entries, int64_t bytes) {
+  atomic_fetch_add_explicit(&S.memo_entries, entries, memory_order_relaxed);
+  atomic_fetch_add_explicit(&S.memo_bytes, bytes, memory_order_relaxed);
+}
 
 void pc_stats_inflight(int followers, int delta) {
   atomic_fetch_add_explicit(&S.inflight[followers ? 1 : 0], delta, memory_order_relaxed);
@@ -336,10 +342,12 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
   if (!rc)
     rc = pc_buf_printf(b,
                        "},\"cache\":{\"entries\":%zu,\"bytes\":%zu,\"max_bytes\":%zu,\"evictions\":%llu,"
-                       "\"store_failures\":%llu},\"in_flight\":{\"exchanges\":%lld,\"followers\":%lld}",
+                       "\"store_failures\":%llu},\"in_flight\":{\"exchanges\":%lld,\"followers\":%lld},"
+                       "\"memo\":{\"entries\":%lld,\"bytes\":%lld,\"budget\":%zu}",
                        entries, bytes, S.cfg ? S.cfg->max_size : 0, (unsigned long long)GET(S.evictions),
                        (unsigned long long)GET(S.store_failures), (long long)GET(S.inflight[0]),
-                       (long long)GET(S.inflight[1]));
+                       (long long)GET(S.inflight[1]), (long long)GET(S.memo_entries), (long long)GET(S.memo_bytes),
+                       S.cfg ? S.cfg->memo_size : 0);
   return rc;
 }
 
@@ -461,6 +469,8 @@ int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
                        "# TYPE promptcache_evictions_total counter\npromptcache_evictions_total %llu\n"
                        "# HELP promptcache_store_failures_total Complete answers that could not be stored.\n"
                        "# TYPE promptcache_store_failures_total counter\npromptcache_store_failures_total %llu\n"
+                       "# HELP promptcache_memo_bytes Bytes of raw requests remembered to skip canonicalization.\n"
+                       "# TYPE promptcache_memo_bytes gauge\npromptcache_memo_bytes %lld\n"
                        "# HELP promptcache_inflight_exchanges Upstream exchanges in flight.\n"
                        "# TYPE promptcache_inflight_exchanges gauge\npromptcache_inflight_exchanges %lld\n"
                        "# HELP promptcache_inflight_followers Requests waiting on an identical exchange in flight.\n"
@@ -469,7 +479,7 @@ int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
                        "# TYPE promptcache_hit_ratio gauge\n",
                        (unsigned long long)GET(S.bytes_from_cache), entries, bytes, S.cfg ? S.cfg->max_size : 0,
                        (unsigned long long)GET(S.evictions), (unsigned long long)GET(S.store_failures),
-                       (long long)GET(S.inflight[0]), (long long)GET(S.inflight[1]));
+                       (long long)GET(S.memo_bytes), (long long)GET(S.inflight[0]), (long long)GET(S.inflight[1]));
   if (!rc) {
     uint64_t o[PC_OUT_N];
     for (int i = 0; i < PC_OUT_N; i++) o[i] = GET(S.out[i]);

@@ -32,7 +32,7 @@ Test(http, a_request_and_its_headers) {
   size_t n;
   cr_expect_str_eq(pc_req_header(&p.r, "x-a", &n), "v");
   cr_expect_eq(n, 1);
-  cr_expect_eq(p.r.body.len, 2);
+  cr_expect_eq(p.r.body_len, 2);
   cr_expect(p.r.keep_alive);
   fini(&p);
 }
@@ -49,7 +49,7 @@ Test(http, chunked_trailers_are_not_headers) {
   cr_expect_null(pc_req_header(&p.r, "x-promptcache-namespace", NULL));
   cr_expect_null(pc_req_header(&p.r, "authorization", NULL));
   cr_expect_eq(p.r.nh, 2);
-  cr_expect_eq(p.r.body.len, 2);
+  cr_expect_eq(p.r.body_len, 2);
   fini(&p);
 }
 
