@@ -34,6 +34,12 @@ void pc_cache_close(pc_cache *c);
 /* A read faulted on a damaged page of the map (every call that reads the
  * map is guarded: it returns PC_ECORRUPT instead of crashing). */
 int pc_cache_corrupt(const pc_cache *c);
+/* Walk every record of the databases (their leaf pages, not the values'
+ * overflow pages) checking the sizes they must have. A damaged tree turns
+ * this handle's writes off for good (PC_ECORRUPT from then on): LMDB
+ * writing into a damaged page can corrupt the process's memory. Returns 0
+ * or PC_ECORRUPT (or another error of a read). */
+int pc_cache_check(pc_cache *c);
 /* A thread that used pc_cache_get on `c` calls this before it exits (the
  * thread that closes the cache need not). */
 void pc_cache_thread_done(pc_cache *c);

@@ -546,7 +546,10 @@ static int pc_cache_put_batch_unguarded(pc_cache *c, struct pc_cache_put_item *i
 }
 
 int pc_cache_put_batch(pc_cache *c, struct pc_cache_put_item *items, size_t n) {
-  if (writes_refused(c)) return PC_ECORRUPT;
+  if (writes_refused(c)) {
+    for (size_t i = 0; i < n; i++) items[i].rc = PC_ECORRUPT;
+    return PC_ECORRUPT;
+  }
   GUARDED(c, pc_cache_put_batch_unguarded(c, items, n));
 }
 
@@ -875,6 +878,106 @@ out:
 
 int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
   GUARDED(c, pc_cache_iterate_unguarded(c, fn, ud));
+}
+
+/* The header of the leaf page holding a record, as LMDB 0.9 lays it out
+ * (lmdb.h does not export it): page number, pad, flags, then the free
+ * space's lower and upper offsets and the node offsets. LMDB trusts these
+ * when it writes into the page; a flipped bit there makes it move memory
+ * past the page. Checked: the page is where its number says, the offsets
+ * are in order, every node lies inside the page. */
+#define P_LEAF 0x02
+#define P_LEAF2 0x20
+#define PAGEHDRSZ 16
+#define NODEHDRSZ 8
+#define F_BIGDATA 0x01
+
+static uint16_t u16_at(const unsigned char *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+
+/* `*base` is where page 0 would be: every page of the map must agree (the
+ * first one checked sets it; lmdb.h gives no map address). */
+static int leaf_page_ok(const unsigned char *pg, uintptr_t *base, size_t psize) {
+  uint64_t pgno;
+  memcpy(&pgno, pg, 8);
+  uint16_t flags = u16_at(pg + 10), lower = u16_at(pg + 12), upper = u16_at(pg + 14);
+  uintptr_t b = (uintptr_t)pg - (uintptr_t)pgno * psize;
+  if (!*base) *base = b;
+  if (b != *base || !(flags & P_LEAF) || (flags & P_LEAF2)) return 0;
+  if (lower < PAGEHDRSZ || (lower & 1) || lower > upper || upper > psize) return 0;
+  for (size_t i = 0; i < (size_t)(lower - PAGEHDRSZ) / 2; i++) {
+    uint16_t off = u16_at(pg + PAGEHDRSZ + 2 * i);
+    if (off < upper || (size_t)off + NODEHDRSZ > psize) return 0;
+    const unsigned char *node = pg + off;
+    size_t dsize = u16_at(node) | (size_t)u16_at(node + 2) << 16, ksize = u16_at(node + 6);
+    size_t room = psize - off - NODEHDRSZ;
+    if (ksize > room || (!(u16_at(node + 4) & F_BIGDATA) && dsize > room - ksize)) return 0;
+  }
+  return 1;
+}
+
+/* Every record of one database in one cursor walk: the sizes our records
+ * must have (LMDB does not know them), the leaf pages they sit in, and as
+ * many records as the database says. */
+static int check_dbi(MDB_txn *txn, MDB_dbi dbi, size_t key_len, size_t val_len, uintptr_t *base) {
+  MDB_cursor *cur = NULL;
+  MDB_stat st;
+  MDB_val k, v;
+  size_t n = 0;
+  const unsigned char *last = NULL;
+  int m = mdb_stat(txn, dbi, &st);
+  if (!m) m = cursor_open(txn, dbi, &cur);
+  size_t psize = st.ms_psize; /* the OS page size: the map and its pages are aligned to it */
+  for (int op = MDB_FIRST; !m && (m = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+    n++;
+    if ((key_len && k.mv_size != key_len) || (val_len && v.mv_size != val_len) || k.mv_size == 0 || k.mv_size > 511)
+      m = MDB_CORRUPTED;
+    const unsigned char *pg = (const unsigned char *)((uintptr_t)k.mv_data & ~(uintptr_t)(psize - 1));
+    if (!m && pg != last && !leaf_page_ok(pg, base, psize)) m = MDB_CORRUPTED;
+    last = pg;
+  }
+  if (m == MDB_NOTFOUND) m = n == st.ms_entries ? 0 : MDB_CORRUPTED;
+  cursor_close(&cur);
+  return m;
+}
+
+static int pc_cache_check_unguarded(pc_cache *c) {
+  MDB_txn *txn = NULL;
+  int m = txn_begin(c, MDB_RDONLY, &txn);
+  uintptr_t base = 0;
+  if (!m) m = check_dbi(txn, c->entries, KEY_LEN, 0, &base);
+  if (!m) m = check_dbi(txn, c->atime, KEY_LEN, 8, &base);
+  if (!m) m = check_dbi(txn, c->meta, 0, 0, &base);
+  txn_abort(&txn);
+  return map_err(m);
+}
+
+int pc_cache_check(pc_cache *c) {
+  int rc;
+  {
+    sigjmp_buf jb;
+    sigjmp_buf *volatile outer = tls_jmp;
+    if (sigsetjmp(jb, 0)) {
+      tls_jmp = outer;
+      rc = fault_recover(c);
+      goto out;
+    }
+    tls_jmp = &jb;
+    rc = pc_cache_check_unguarded(c);
+    tls_jmp = outer;
+  }
+out:
+  if (rc == PC_ECORRUPT) {
+    /* LMDB writes on a damaged tree can scribble over memory: no writes at all */
+    atomic_store(&c->write_fault, 1);
+    if (!atomic_exchange(&c->corrupt, 1))
+      pc_log_warn("the database is damaged: its structure check failed; stores are off (lookups still served); run "
+                  "`promptcache verify`");
+  }
+  return rc;
 }
 
 static size_t pages_of(const MDB_stat *s) {

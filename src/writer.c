@@ -105,6 +105,9 @@ static void *writer_main(void *arg) {
   struct pc_writer *w = arg;
   uint8_t *touch = malloc((size_t)TOUCH_MAX * 16);
   time_t last_sync = time(NULL);
+  /* Before the first write: a damaged tree turns writes off (cache.h). Stores
+   * queue meanwhile; lookups do not wait. */
+  pc_cache_check(w->cache);
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->head && !w->stop && !w->n_touch) {

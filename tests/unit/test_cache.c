@@ -5,6 +5,7 @@
  * children report through their exit status only (never cr_assert). */
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -506,5 +507,42 @@ Test(cache, write_after_growth_without_read) {
   cr_assert_eq(fill_until_full(c, 3000, 1, 1024, &last), 1, "got %s", pc_strerror(last));
   assert_get_value(c, 3000, 1024);
   assert_get_value(c, 520, 64 * 1024);
+  pc_cache_close(c);
+}
+
+/* A leaf page whose free-space offsets are damaged is found by the
+ * structure check, and the handle writes no more (LMDB writing into such a
+ * page moves memory past it). A healthy database passes. */
+Test(cache, structure_check_turns_writes_off_on_a_damaged_leaf) {
+  char dir[PATH_MAX], file[PATH_MAX + 16];
+  subdir(dir, sizeof dir, "check");
+  pc_cache *c = open_ok(dir, 16 * MIB);
+  for (uint32_t i = 0; i < 20; i++) put_str(c, i, "a value");
+  cr_assert_eq(pc_cache_check(c), 0, "a healthy database passes");
+  pc_cache_close(c);
+  /* find key 7's leaf page in the file and break its upper offset */
+  snprintf(file, sizeof file, "%s/data.mdb", dir);
+  FILE *f = fopen(file, "r+b");
+  cr_assert_not_null(f);
+  static unsigned char data[1 << 20];
+  size_t n = fread(data, 1, sizeof data, f);
+  uint8_t k[16];
+  mkkey(k, 7);
+  /* every page holding it (copy-on-write leaves old copies in the file too) */
+  int pages = 0;
+  for (unsigned char *at = data; (at = memmem(at, n - (size_t)(at - data), k, 16)); at += 16, pages++) {
+    size_t page = (size_t)(at - data) / 4096 * 4096;
+    data[page + 14] = 0xff;
+    data[page + 15] = 0xff;
+    cr_assert_eq(fseek(f, (long)page + 14, SEEK_SET), 0);
+    cr_assert_eq(fwrite(data + page + 14, 1, 2, f), 2);
+  }
+  cr_assert(pages > 0);
+  fclose(f);
+  c = open_ok(dir, 16 * MIB);
+  cr_expect_eq(pc_cache_check(c), PC_ECORRUPT);
+  cr_expect(pc_cache_corrupt(c));
+  mkkey(k, 100);
+  cr_expect_eq(pc_cache_put(c, k, "x", 1), PC_ECORRUPT, "no write after the check failed");
   pc_cache_close(c);
 }
