@@ -11,7 +11,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS ?= -O2 -g
 PC_CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
 PC_CFLAGS := -std=c11 $(WARN)
-PC_LIBS := -luv -lcurl -llmdb -lxxhash -lhiredis -lssl -lcrypto -lpthread -lm
+PC_LIBS := -luv -lcurl -llmdb -lxxhash -lhiredis -lssl -lcrypto -lz -lpthread -lm
 DEPFLAGS = -MMD -MP
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TSAN := -fsanitize=thread -fno-omit-frame-pointer

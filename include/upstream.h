@@ -1,6 +1,8 @@
-/* upstream.h — every libcurl call: one multi handle per event loop, driven
- * by uv_poll (one per socket) and one uv_timer (DESIGN habit 8). A fetch is
- * one upstream exchange; its callbacks run on the loop thread. */
+/* upstream.h — the upstream client. A fetch is one upstream exchange; its
+ * callbacks run on the loop thread. http:// upstreams are served by our own
+ * HTTP/1.1 client (uphttp.h); https:// ones by libcurl: one multi handle per
+ * event loop, driven by uv_poll (one per socket) and one uv_timer (DESIGN
+ * habit 8). Both behave the same behind these functions. */
 #ifndef PC_UPSTREAM_H
 #define PC_UPSTREAM_H
 
@@ -44,13 +46,17 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
                                    void *ud);
 /* Cancel: no further callbacks for this fetch. */
 void pc_upstream_abort(struct pc_fetch *f);
-/* Append a header line to a curl list (wrapper so callers need no curl.h). */
+/* Append a header line to a request's header list (a curl_slist in
+ * libcurl's spelling, built here so callers need no curl.h; free it with
+ * pc_upstream_headers_free only). An empty value is sent as such. */
 int pc_upstream_header(struct curl_slist **list, const char *name, size_t nlen, const char *value, size_t vlen);
-/* Keep libcurl from sending its own default for this header. */
+/* Keep the client from sending its own default for this header (libcurl
+ * has a few; uphttp adds only Host and Content-Length). */
 int pc_upstream_header_suppress(struct curl_slist **list, const char *name);
 void pc_upstream_headers_free(struct curl_slist *list);
 /* Whether the response's end was marked by the protocol (HTTP/1.x:
- * Content-Length or chunked; HTTP/2: always), not by a closed connection,
+ * Content-Length or chunked, or no body allowed: HEAD, 1xx, 204, 304;
+ * HTTP/2: always), not by a closed connection,
  * which looks the same whether the body was complete or cut. Valid in
  * on_done. */
 int pc_fetch_delimited(const struct pc_fetch *f);

@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh build|test|bench
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
-build_pkgs="gcc make pkg-config libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libxxhash-dev libssl-dev libhiredis-dev"
+build_pkgs="gcc make pkg-config libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libxxhash-dev libssl-dev libhiredis-dev zlib1g-dev"
 test_pkgs="libcriterion-dev curl openssl nodejs npm chromium prometheus lmdb-utils redis-server redis-tools clang libclang-rt-14-dev util-linux clang-tidy clang-format cppcheck valgrind"
 bench_pkgs="nginx-light wrk"
 case "${1:-build}" in

@@ -1,20 +1,25 @@
-/* upstream.c — libcurl multi-socket on the libuv loop (curl's multi-uv
- * pattern): curl tells us which sockets to watch (sock_cb → uv_poll) and when
- * to call it back (timer_cb → one uv_timer); every curl_multi_socket_action is
+/* upstream.c — the upstream client: http:// URLs go to uphttp.c, our own
+ * HTTP/1.1 client on the loop (a fraction of libcurl's cost per exchange);
+ * https:// (and anything uphttp does not take) to libcurl, here.
+ *
+ * libcurl runs multi-socket on the libuv loop (curl's multi-uv pattern):
+ * curl tells us which sockets to watch (sock_cb → uv_poll) and when to call
+ * it back (timer_cb → one uv_timer); every curl_multi_socket_action is
  * followed by draining curl_multi_info_read. Connections to upstream are
  * reused by the multi handle's pool; HTTPS is verified. libcurl decodes
- * gzip/br/zstd itself, so Content-Encoding/Length never reach the caller. */
+ * gzip/br/zstd itself. Both clients' fetches begin with a struct
+ * pc_fetch_tag, which is how the functions below tell them apart. */
 #include "upstream.h"
 
 #include <curl/curl.h>
 #include <openssl/ssl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
 #include "error.h"
+#include "uphttp.h"
 
 /* A fresh easy handle costs an allocation and a large memset, and its
  * cleanup as much again: finished handles are reset and reused. */
@@ -32,9 +37,11 @@ struct pc_upstream {
   int closing;
   CURL *idle[PC_EASY_POOL]; /* easy handles kept for reuse (reset, connections stay in the multi's pool) */
   int n_idle;
+  struct pc_uphttp *http; /* the client for http:// upstreams */
 };
 
 struct pc_fetch {
+  struct pc_fetch_tag tag; /* PC_VIA_CURL; first, see uphttp.h */
   struct pc_upstream *up;
   CURL *easy;
   struct curl_slist *headers;
@@ -77,7 +84,7 @@ static void fetch_free(struct pc_fetch *f) {
   unlink_fetch(f);
   curl_multi_remove_handle(f->up->multi, f->easy);
   easy_put(f->up, f->easy);
-  curl_slist_free_all(f->headers);
+  pc_upstream_headers_free(f->headers);
   pc_buf_free(&f->head);
   free(f);
 }
@@ -250,6 +257,12 @@ int pc_upstream_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_u
   curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
   curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
   curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 256L);
+  int rc = pc_uphttp_create(loop, cfg, &up->http);
+  if (rc) {
+    curl_multi_cleanup(up->multi);
+    free(up);
+    return rc;
+  }
   uv_timer_init(loop, &up->timer);
   up->timer.data = up;
   *out = up;
@@ -264,6 +277,8 @@ static void timer_close_cb(uv_handle_t *h) {
 }
 
 void pc_upstream_destroy(struct pc_upstream *up) {
+  if (up->http) pc_uphttp_destroy(up->http); /* safe at any time: it frees in close callbacks */
+  up->http = NULL;
   if (up->busy) {
     up->destroy_pending = 1;
     return;
@@ -298,8 +313,28 @@ static void setup_method(CURL *e, struct pc_fetch_req *req) {
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
+static enum pc_fetch_via via(const struct pc_fetch *f) { return ((const struct pc_fetch_tag *)(const void *)f)->via; }
+
+static struct pc_uphttp_fetch *as_http(const struct pc_fetch *f) { return (struct pc_uphttp_fetch *)(uintptr_t)f; }
+
+/* http:// to our own client; what it does not take (https://, user info in
+ * the URL, ...) to libcurl. */
+static struct pc_fetch *fetch_http(struct pc_upstream *up, struct pc_fetch_req *req, const struct pc_fetch_ops *ops,
+                                   void *ud, int *taken) {
+  struct pc_uphttp_fetch *hf = NULL;
+  int rc = up->http ? pc_uphttp_fetch(up->http, req, ops, ud, &hf) : PC_EINVAL;
+  *taken = rc != PC_EINVAL;
+  if (rc) return NULL;
+  pc_upstream_headers_free(req->headers); /* already written into the request */
+  req->headers = NULL;
+  return (struct pc_fetch *)(void *)hf;
+}
+
 struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *req, const struct pc_fetch_ops *ops,
                                    void *ud) {
+  int taken;
+  struct pc_fetch *hf = fetch_http(up, req, ops, ud, &taken);
+  if (taken) return hf;
   struct pc_fetch *f = calloc(1, sizeof *f);
   if (!f) return NULL;
   CURL *e = easy_get(up);
@@ -307,6 +342,7 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
     free(f);
     return NULL;
   }
+  f->tag.via = PC_VIA_CURL;
   f->up = up;
   f->easy = e;
   f->ops = ops;
@@ -352,43 +388,63 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
 /* Inside a curl callback the handle must not be removed: mark it, make the
  * callbacks return 0 so curl fails the transfer, and free it in check_info. */
 void pc_upstream_abort(struct pc_fetch *f) {
+  if (via(f) == PC_VIA_UPHTTP) {
+    pc_uphttp_abort(as_http(f));
+    return;
+  }
   f->aborted = 1;
   if (!f->up->in_action) fetch_free(f);
 }
 
-int pc_upstream_header(struct curl_slist **list, const char *name, size_t nlen, const char *value, size_t vlen) {
-  pc_buf line;
-  pc_buf_init(&line, nlen + vlen + 8);
-  /* "Name;" is curl's spelling of a header sent with an empty value. */
-  int rc = vlen ? pc_buf_printf(&line, "%.*s: %.*s", (int)nlen, name, (int)vlen, value)
-                : pc_buf_printf(&line, "%.*s;", (int)nlen, name);
-  if (!rc) {
-    struct curl_slist *l = curl_slist_append(*list, line.data);
-    if (l) *list = l;
-    else rc = PC_ENOMEM;
+/* One allocation per header, the node and its line together: libcurl only
+ * reads the list, and pc_upstream_headers_free knows the layout. The line
+ * is libcurl's spelling: "Name: value", "Name;" (empty value) or "Name:"
+ * (keep libcurl's default away); uphttp.c reads the same list. */
+static int list_add(struct curl_slist **list, const char *name, size_t nlen, char sep, const char *value, size_t vlen) {
+  struct curl_slist *node = malloc(sizeof *node + nlen + vlen + 3);
+  if (!node) return PC_ENOMEM;
+  char *d = (char *)(node + 1);
+  size_t k = nlen;
+  memcpy(d, name, nlen);
+  d[k++] = sep;
+  if (vlen) {
+    d[k++] = ' ';
+    memcpy(d + k, value, vlen);
+    k += vlen;
   }
-  pc_buf_free(&line);
-  return rc;
-}
-
-int pc_upstream_header_suppress(struct curl_slist **list, const char *name) {
-  char line[128];
-  snprintf(line, sizeof line, "%s:", name);
-  struct curl_slist *l = curl_slist_append(*list, line);
-  if (!l) return PC_ENOMEM;
-  *list = l;
+  d[k] = '\0';
+  node->data = d;
+  node->next = NULL;
+  while (*list) list = &(*list)->next;
+  *list = node;
   return 0;
 }
 
-void pc_upstream_headers_free(struct curl_slist *list) { curl_slist_free_all(list); }
+int pc_upstream_header(struct curl_slist **list, const char *name, size_t nlen, const char *value, size_t vlen) {
+  return vlen ? list_add(list, name, nlen, ':', value, vlen) : list_add(list, name, nlen, ';', NULL, 0);
+}
+
+int pc_upstream_header_suppress(struct curl_slist **list, const char *name) {
+  return list_add(list, name, strlen(name), ':', NULL, 0);
+}
+
+void pc_upstream_headers_free(struct curl_slist *list) {
+  while (list) {
+    struct curl_slist *next = list->next;
+    free(list);
+    list = next;
+  }
+}
 
 int pc_fetch_delimited(const struct pc_fetch *f) {
+  if (via(f) == PC_VIA_UPHTTP) return pc_uphttp_delimited(as_http(f));
   long status = 0;
   curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
   return f->framed || status == 204 || status == 304 || status < 200;
 }
 
 int64_t pc_fetch_elapsed_us(const struct pc_fetch *f) {
+  if (via(f) == PC_VIA_UPHTTP) return pc_uphttp_elapsed_us(as_http(f));
   uint64_t end = f->end_ns ? f->end_ns : uv_hrtime();
   return (int64_t)((end - f->start_ns) / 1000);
 }

@@ -24,6 +24,9 @@
 //   chunks=N         number of content pieces in an SSE answer (default 5)
 //   gzip             gzip the body when the request's Accept-Encoding allows it
 //   gzip-force       gzip the body regardless of Accept-Encoding
+//   encoding=NAME    label the body Content-Encoding NAME regardless of Accept-Encoding, encoded
+//                    when the mock knows how (gzip, deflate = zlib-wrapped, deflate-raw is sent
+//                    as "deflate" without the wrapper, br); any other NAME labels the bytes as they are
 //   cut=N            SSE: destroy the socket right after the N-th event (truncated chunked body)
 //   no-terminal      SSE: leave out the terminal event ([DONE], message_stop, response.completed)
 //                    and end the body cleanly
@@ -35,13 +38,19 @@
 //                    prompt_tokens); without it the usage block has no prompt_tokens_details
 // Per test, `mock.handler = async (req, res, rec) => bool` can take over any
 // request (return true when it answered).
+// Connections: `mock.connections` counts the ones accepted; `mock.closeIdle()`
+// closes those not serving a request (a server ending idle keep-alive
+// connections); `mock.dropReused = n` makes the next n requests that arrive on
+// an already used connection close it unanswered and unrecorded (the race of a
+// client reusing a connection the server is closing); `mock.dropped` counts them.
+// startMock({ host: '::1' }) listens on IPv6 loopback (url `http://[::1]:port`).
 import http from 'node:http';
 import zlib from 'node:zlib';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function parseBehavior(value) {
-  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false, cut: 0, noTerminal: false, sseError: false, hangup: -1, cached: -1 };
+  const b = { status: 0, delay: 0, chunkDelay: 20, chunks: 5, gzip: false, gzipForce: false, encoding: '', cut: 0, noTerminal: false, sseError: false, hangup: -1, cached: -1 };
   if (!value) return b;
   for (const raw of String(value).split(',')) {
     const tok = raw.trim();
@@ -54,6 +63,7 @@ export function parseBehavior(value) {
       case 'chunks': b.chunks = Number(v); break;
       case 'gzip': b.gzip = true; break;
       case 'gzip-force': b.gzipForce = true; break;
+      case 'encoding': b.encoding = v || ''; break;
       case 'cut': b.cut = Number(v); break;
       case 'no-terminal': b.noTerminal = true; break;
       case 'sse-error': b.sseError = true; break;
@@ -111,6 +121,15 @@ export async function startMock(opts = {}) {
     port: 0,
     url: '',
     sockets: new Set(),
+    connections: 0,
+    dropReused: 0,
+    dropped: 0,
+    /** Close every connection that is not serving a request; resolves when they are closed. */
+    async closeIdle() {
+      const idle = [...this.sockets].filter((s) => !s.mockBusy);
+      await Promise.all(idle.map((s) => new Promise((r) => { s.once('close', r); s.destroy(); })));
+      return idle.length;
+    },
     /** Number of requests recorded, optionally only those whose path equals `path`. */
     count(path) {
       return path ? this.requests.filter((r) => r.path === path).length : this.requests.length;
@@ -133,6 +152,15 @@ export async function startMock(opts = {}) {
   };
 
   const server = http.createServer({ maxHeaderSize: 1 << 20, keepAliveTimeout: 5000 }, (req, res) => {
+    const sock = req.socket;
+    if (mock.dropReused > 0 && sock.mockServed > 0) {
+      mock.dropReused--;
+      mock.dropped++;
+      sock.destroy();
+      return;
+    }
+    sock.mockBusy = true;
+    res.on('finish', () => { sock.mockBusy = false; sock.mockServed = (sock.mockServed || 0) + 1; });
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -166,16 +194,16 @@ export async function startMock(opts = {}) {
   });
   server.on('connection', (s) => {
     s.setNoDelay(true);
-    mock.connections = (mock.connections || 0) + 1;
+    mock.connections++;
     mock.sockets.add(s);
     s.on('close', () => mock.sockets.delete(s));
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port || 0, '127.0.0.1', resolve);
+    server.listen(opts.port || 0, opts.host || '127.0.0.1', resolve);
   });
   mock.port = server.address().port;
-  mock.url = `http://127.0.0.1:${mock.port}`;
+  mock.url = opts.host && opts.host.includes(':') ? `http://[${opts.host}]:${mock.port}` : `http://${opts.host || '127.0.0.1'}:${mock.port}`;
   mock.server = server;
   mock.close = () => new Promise((resolve) => {
     for (const s of mock.sockets) s.destroy();
@@ -197,6 +225,10 @@ function sendJson(res, req, beh, status, obj, extraHeaders = {}) {
     body = zlib.gzipSync(body);
     headers['content-encoding'] = 'gzip';
     headers.vary = 'Accept-Encoding';
+  } else if (beh.encoding) {
+    const enc = { gzip: zlib.gzipSync, deflate: zlib.deflateSync, 'deflate-raw': zlib.deflateRawSync, br: zlib.brotliCompressSync }[beh.encoding];
+    if (enc) body = enc(body);
+    headers['content-encoding'] = beh.encoding === 'deflate-raw' ? 'deflate' : beh.encoding;
   }
   headers['content-length'] = String(body.length);
   if (!alive(res)) return;
