@@ -47,6 +47,8 @@ void pc_cache_thread_done(pc_cache *c);
 /* The per-database secret used to fingerprint credentials; created with
  * random bytes (getrandom) the first time, the same forever after. */
 int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]);
+/* Replace it (a fleet adopts one secret for all its nodes). */
+int pc_cache_set_secret(pc_cache *c, const uint8_t secret[PC_CACHE_SECRET_LEN]);
 
 /* Copy the value stored under the 16-byte key into `out` (replacing its
  * contents). Opens only a read transaction (reset/renewed, never a write txn).

@@ -28,6 +28,9 @@ struct pc_worker;
 struct pc_rawkey;
 struct pc_upstream;
 struct pc_wport;
+struct pc_fleet;
+struct pc_shared;
+struct pc_wait;
 
 /* Entries whose checksum this loop has verified (proxy.c decode_checked). */
 #define PC_VERIFIED_SLOTS 4096
@@ -49,6 +52,9 @@ struct pc_flow {
   struct pc_upstream *up;
   struct pc_wport *port;
   struct pc_flights *flights; /* this loop's side of single flight */
+  struct pc_fleet *fleet;     /* this loop's side of the fleet (NULL without --redis) */
+  struct pc_shared *shared;   /* its shared tier (Redis), or NULL */
+  size_t n_waits;             /* requests waiting on the shared tier (shutdown waits for them) */
   struct pc_rawkey *rawkey;   /* recent raw requests → key (rawkey.h) */
   pc_buf scratch;             /* the canonical body of the request being keyed */
   pc_buf material;            /* its key material (handed to a flight on a miss) */
@@ -83,6 +89,7 @@ struct pc_hdrs {
 enum pc_x_state {
   PC_X_IDLE,     /* between requests */
   PC_X_DECIDING, /* proxy.c is deciding (synchronous) */
+  PC_X_SHARED,   /* waiting for the shared tier (a lookup, a fleet-wide purge) */
   PC_X_REPLAY,   /* a paced replay of a stored stream is running on its timer */
   PC_X_FLIGHT,   /* subscribed to an upstream exchange (leader or follower) */
   PC_X_DONE      /* the response is complete or aborted; waiting for the transport's end */
@@ -98,6 +105,8 @@ struct pc_resp {
   int replay_miss;
   const char *extra_headers; /* complete "Name: value\r\n" lines added to the head */
   const char *cache;         /* X-PromptCache-Status value, or NULL for none */
+  const char *tier;          /* X-PromptCache-Tier value (with --redis: "local" or "shared"), or NULL */
+  int shared;                /* served from the shared tier, or by following another node (stats) */
   char key[PC_KEY_HEX_LEN + 1];
   int head_sent;
   int chunked;  /* body framed as HTTP/1.1 chunks */
@@ -126,6 +135,8 @@ struct pc_exchange {
   struct pc_held replay; /* paced SSE replay in progress */
   struct pc_held stale;  /* expired entry, served if upstream fails */
   int swallow;           /* upstream failed and stale will be served: drop its bytes */
+  int stale_shared;      /* the stale entry came from the shared tier */
+  struct pc_wait *wait;  /* what the exchange waits on in the shared tier (proxy.c), or NULL */
   struct pc_hdrs hdr;    /* the request's headers that matter here */
   uv_timer_t *pace;      /* the paced replay's timer, created on first use */
 };

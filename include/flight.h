@@ -28,6 +28,7 @@ struct pc_wport;
 struct curl_slist;
 struct pc_rsub;
 struct pc_sub;
+struct pc_shared;
 
 struct pc_sub_ops {
   /* Response head for the client: status and header lines already filtered
@@ -46,6 +47,7 @@ struct pc_sub {
   struct pc_rsub *remote;   /* or a remote subscription to another loop's flight */
   struct pc_sub *next;
   int follower;          /* joined an exchange another request started */
+  int fleet;             /* ... on another node (fleet single flight) */
   struct pc_usage usage; /* set before on_end: tokens of the response */
 };
 
@@ -72,7 +74,7 @@ void pc_flight_req_free(struct pc_flight_req *req);
  * last of its flights and remote subscriptions has ended (shutdown waits
  * for it). */
 int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
-                      void (*idle)(void *ud), void *ud, struct pc_flights **out);
+                      struct pc_shared *shared, void (*idle)(void *ud), void *ud, struct pc_flights **out);
 /* Close the loop's handles (frees in their close callbacks); no flight may
  * be alive. */
 void pc_flights_close(struct pc_flights *fl);
@@ -87,6 +89,9 @@ void pc_flights_abort_all(struct pc_flights *fl);
  * as on any other error. On 0 the flight owns them, and even a failure to
  * start is reported through the sub's on_end. */
 int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_sub *sub);
+/* An identical coalescable exchange is in flight on some loop of this
+ * process (a lookup elsewhere would be wasted: joining it is the answer). */
+int pc_flight_joinable(const struct pc_key *key);
 /* The subscriber's client went away: no more callbacks to it. The exchange
  * goes on (its answer may still be stored). */
 void pc_flight_leave(struct pc_sub *sub);

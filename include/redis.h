@@ -134,7 +134,7 @@ int pc_redis_subscribe(struct pc_redis *r, const char *channel, void (*on_messag
 
 /* ---- Counters ------------------------------------------------------------ */
 
-/* Latency histogram of completed commands (rc 0): bucket i counts latencies in
+/* Latency histogram of completed commands (rc 0; not blocking ones): bucket i counts latencies in
  * (bound[i-1], bound[i]] µs, the last bucket everything above the last bound.
  * Buckets are not cumulative: a Prometheus exporter sums them. */
 #define PC_REDIS_LATENCY_BUCKETS 14

@@ -41,6 +41,9 @@ int pc_server_run(const struct pc_config *cfg, const struct pc_app *app);
 
 uv_loop_t *pc_worker_loop(struct pc_worker *w);
 int pc_worker_index(const struct pc_worker *w);
+/* The port --listen i is bound to (known before loop_start; 0 given in
+ * the configuration means any free port). */
+int pc_worker_port(const struct pc_worker *w, size_t i);
 /* Something the loop waited on ended: if it is shutting down and nothing
  * is left, close its handles so the loop ends. */
 void pc_server_check_done(struct pc_worker *w);

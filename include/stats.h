@@ -54,6 +54,7 @@ struct pc_stats_req {
   uint64_t bytes;
   struct pc_usage usage; /* of the served entry (HIT/STALE/COALESCED) */
   int err_class;         /* -1 or enum pc_err_class */
+  int shared;            /* HIT: served from the shared tier (Redis); COALESCED: followed another node */
 };
 
 int pc_stats_init(const struct pc_config *cfg);
@@ -66,6 +67,17 @@ void pc_stats_store_failed(void);
 void pc_stats_inflight(int followers, int delta);
 /* Gauge deltas of the raw-request memo (rawkey.h). */
 void pc_stats_memo(int64_t entries, int64_t bytes);
+/* The shared tier (fleet.h): each loop's client counters, copied in by its
+ * own loop (slot = loop index, < 64) every second; a shared value that
+ * failed verification (checksum, format, stored request) was not served. */
+struct pc_shared_counters;
+void pc_stats_shared(int slot, const struct pc_shared_counters *c, int up);
+void pc_stats_shared_corrupt(void);
+/* The fleet's totals as last read from Redis ({"nodes":N,"totals":{..}},
+ * NULL: unknown), shown in /stats and the dashboard. */
+void pc_stats_fleet(const char *json, size_t n);
+/* This node's lifetime totals as published to the fleet (fleet.c). */
+int pc_stats_node_json(pc_buf *out);
 /* Replay misses in this run (for --fail-on-miss). */
 uint64_t pc_stats_replay_misses(void);
 

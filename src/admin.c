@@ -73,7 +73,7 @@ static void dashboard(struct pc_admin_resp *o) {
 }
 
 /* Selector from a JSON body {"all":true} | {"key":..} | {"namespace":..} | {"older_than":"7d"}. */
-static int purge_selector(const struct pc_json *r, struct pc_purge_sel *s, char *err, size_t errlen) {
+int pc_admin_purge_selector(const struct pc_json *r, struct pc_purge_sel *s, char *err, size_t errlen) {
   const struct pc_json *all = pc_json_get(r, "all");
   const char *key = pc_json_get_str(r, "key", NULL), *older = pc_json_get_str(r, "older_than", NULL);
   s->all = all && all->type == PC_JSON_TRUE;
@@ -99,13 +99,20 @@ static void purge(pc_cache *cache, const struct pc_admin_req *rq, struct pc_admi
     error(o, 400, "bad_request", "purge needs a JSON object body, e.g. {\"namespace\":\"ci\"}");
     return;
   }
-  if (purge_selector(pc_json_root(doc), &sel, err, sizeof err)) {
+  if (pc_admin_purge_selector(pc_json_root(doc), &sel, err, sizeof err)) {
     pc_json_free(doc);
     error(o, 400, "bad_request", err);
     return;
   }
   size_t n = 0;
   int rc = pc_purge(cache, &sel, &n);
+  if (!rc && rq->shared != PC_ADMIN_NO_SHARED) { /* the caller goes on fleet-wide */
+    o->fleet_purge = 1;
+    o->purged = n;
+    o->sel = sel;
+    o->doc = doc;
+    return;
+  }
   pc_json_free(doc);
   if (!rc) rc = pc_buf_printf(&o->buf, "{\"purged\":%zu}\n", n);
   built(o, "application/json", rc);
@@ -117,7 +124,11 @@ int pc_admin_path(const char *t) {
   return !strncmp(t, "/_promptcache/", 14) || !strcmp(t, "/_promptcache") || !strncmp(t, "/_promptcache?", 14);
 }
 
-void pc_admin_resp_free(struct pc_admin_resp *r) { pc_buf_free(&r->buf); }
+void pc_admin_resp_free(struct pc_admin_resp *r) {
+  pc_buf_free(&r->buf);
+  pc_json_free(r->doc);
+  r->doc = NULL;
+}
 
 void pc_admin_handle(const struct pc_config *cfg, pc_cache *cache, const struct pc_admin_req *rq,
                      struct pc_admin_resp *o) {
@@ -129,8 +140,10 @@ void pc_admin_handle(const struct pc_config *cfg, pc_cache *cache, const struct 
   size_t nlen = plen > 13 ? plen - 13 : 0;
 #define IS(s) (nlen == sizeof(s) - 1 && !memcmp(name, s, nlen))
   if (IS("/health")) {
-    static const char ok[] = "{\"status\":\"ok\"}\n";
-    content(o, 200, "application/json", ok, sizeof ok - 1);
+    static const char ok[] = "{\"status\":\"ok\"}\n", up[] = "{\"status\":\"ok\",\"shared\":\"up\"}\n",
+                      down[] = "{\"status\":\"ok\",\"shared\":\"down\"}\n";
+    const char *b = rq->shared == PC_ADMIN_NO_SHARED ? ok : rq->shared == PC_ADMIN_SHARED_UP ? up : down;
+    content(o, 200, "application/json", b, strlen(b));
     return;
   }
   int get = is_get(rq);

@@ -841,6 +841,25 @@ int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
   GUARDED(c, pc_cache_secret_unguarded(c, out));
 }
 
+/* Replace the secret (a fleet's nodes adopt one shared secret, or their
+ * credential-scoped keys would never match): every credential-scoped key
+ * computed with the old one stops matching. */
+static int pc_cache_set_secret_unguarded(pc_cache *c, const uint8_t secret[PC_CACHE_SECRET_LEN]) {
+  MDB_txn *txn = NULL;
+  MDB_val k = {sizeof SECRET_KEY - 1, (void *)SECRET_KEY}, v = {PC_CACHE_SECRET_LEN, (void *)secret};
+  int m = txn_begin(c, 0, &txn);
+  if (!m) m = mdb_put(txn, c->meta, &k, &v, 0);
+  if (!m) m = txn_commit(&txn);
+  txn_abort(&txn);
+  int rc = map_err(m);
+  return rc ? rc : pc_cache_sync(c); /* durable at once, like a new secret */
+}
+
+int pc_cache_set_secret(pc_cache *c, const uint8_t secret[PC_CACHE_SECRET_LEN]) {
+  if (writes_refused(c)) return PC_ECORRUPT;
+  GUARDED(c, pc_cache_set_secret_unguarded(c, secret));
+}
+
 /* ---- walking and counting ------------------------------------------- */
 
 static int walk(MDB_cursor *cur, pc_cache_iter_fn fn, void *ud) {

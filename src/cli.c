@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "cli_fleet.h"
 #include "config.h"
 #include "entry.h"
 #include "error.h"
@@ -33,6 +34,7 @@
 #include "json.h"
 #include "key.h"
 #include "purge.h"
+#include "redis.h"
 
 #define DEFAULT_DB "./promptcache.db"
 #define DEFAULT_MAX_SIZE ((size_t)1 << 30)
@@ -47,7 +49,21 @@
 /* Options                                                                 */
 /* ====================================================================== */
 
-enum opt_id { O_DB, O_JSON, O_OUT, O_NS, O_ALLOW_SECRETS, O_ALL, O_KEY, O_OLDER_THAN, O_HELP, N_OPTS };
+enum opt_id {
+  O_DB,
+  O_JSON,
+  O_OUT,
+  O_NS,
+  O_ALLOW_SECRETS,
+  O_ALL,
+  O_KEY,
+  O_OLDER_THAN,
+  O_REDIS,
+  O_REDIS_PREFIX,
+  O_HELP,
+  N_OPTS
+};
+#define MAX_REDIS_URLS 64
 
 struct opt_def {
   const char *name;
@@ -58,7 +74,7 @@ static const struct opt_def OPTS[N_OPTS] = {
     [O_DB] = {"--db", 1},       [O_JSON] = {"--json", 0},   [O_OUT] = {"--out", 1},
     [O_NS] = {"--namespace", 1}, [O_ALLOW_SECRETS] = {"--allow-secrets", 0},
     [O_ALL] = {"--all", 0},     [O_KEY] = {"--key", 1},     [O_OLDER_THAN] = {"--older-than", 1},
-    [O_HELP] = {"--help", 0},
+    [O_REDIS] = {"--redis", 1}, [O_REDIS_PREFIX] = {"--redis-prefix", 1}, [O_HELP] = {"--help", 0},
 };
 
 #define BIT(o) (1u << (o))
@@ -71,10 +87,13 @@ struct cmd_def {
 };
 
 static const struct cmd_def CMD_STATS = {
-    "stats", BIT(O_DB) | BIT(O_JSON) | BIT(O_HELP), 0, 0,
+    "stats", BIT(O_DB) | BIT(O_JSON) | BIT(O_REDIS) | BIT(O_REDIS_PREFIX) | BIT(O_HELP), 0, 0,
     "usage: promptcache stats [--db PATH] [--json]\n"
+    "       promptcache stats --redis URL [--redis URL...] [--redis-prefix STR] [--json]\n"
     "  Entries, bytes, entries and body bytes by route, path and model, oldest and\n"
-    "  newest entry, expired entries. --json prints one JSON object.\n"};
+    "  newest entry, expired entries. --json prints one JSON object.\n"
+    "  With --redis: the fleet's totals (requests, hits by tier, coalesced, misses,\n"
+    "  hit ratio, tokens and money saved), per node and overall.\n"};
 static const struct cmd_def CMD_EXPORT = {
     "export", BIT(O_DB) | BIT(O_OUT) | BIT(O_NS) | BIT(O_ALLOW_SECRETS) | BIT(O_HELP), 0, 0,
     "usage: promptcache export [--db PATH] [--out FILE] [--namespace NS] [--allow-secrets]\n"
@@ -87,9 +106,15 @@ static const struct cmd_def CMD_IMPORT = {
     "  Load JSON Lines recordings (made by export) into the database, creating it\n"
     "  if needed. Each file is validated whole before anything from it is stored.\n"};
 static const struct cmd_def CMD_PURGE = {
-    "purge", BIT(O_DB) | BIT(O_ALL) | BIT(O_KEY) | BIT(O_NS) | BIT(O_OLDER_THAN) | BIT(O_HELP), 0, 0,
-    "usage: promptcache purge [--db PATH] (--all | --key KEY | --namespace NS | --older-than DURATION)\n"
-    "  Delete entries; exactly one selector. DURATION like 30s, 15m, 12h, 7d.\n"};
+    "purge",
+    BIT(O_DB) | BIT(O_ALL) | BIT(O_KEY) | BIT(O_NS) | BIT(O_OLDER_THAN) | BIT(O_REDIS) | BIT(O_REDIS_PREFIX) |
+        BIT(O_HELP),
+    0, 0,
+    "usage: promptcache purge [--db PATH] [--redis URL...] [--redis-prefix STR]\n"
+    "                         (--all | --key KEY | --namespace NS | --older-than DURATION)\n"
+    "  Delete entries; exactly one selector. DURATION like 30s, 15m, 12h, 7d.\n"
+    "  With --redis: delete them fleet-wide (in Redis, and every running node drops\n"
+    "  its local copies); the database is then purged only when --db is given.\n"};
 static const struct cmd_def CMD_INSPECT = {
     "inspect", BIT(O_DB) | BIT(O_HELP), 1, 1,
     "usage: promptcache inspect [--db PATH] KEY\n"
@@ -103,6 +128,8 @@ static const struct cmd_def CMD_VERIFY = {
 struct cli {
   const struct cmd_def *cmd;
   const char *val[N_OPTS]; /* option values; "" for a given flag; NULL when absent */
+  const char *redis[MAX_REDIS_URLS]; /* --redis, repeatable */
+  size_t n_redis;
   char **pos;
   int n_pos;
 };
@@ -144,7 +171,20 @@ static int parse_opt(struct cli *c, int argc, char **argv, int *i) {
     fail_line(c, "option %s needs a value", OPTS[id].name);
     return 2;
   }
-  if (c->val[id]) {
+  if (id == O_REDIS) { /* repeatable: seeds of one cluster; the password never reaches a message */
+    struct pc_redis_url u;
+    char why[160];
+    if (pc_redis_parse_url(v, &u, why, sizeof why)) {
+      fail_line(c, "invalid --redis: %s", why);
+      return 2;
+    }
+    if (c->n_redis == MAX_REDIS_URLS) {
+      fail_line(c, "too many --redis URLs (64 at most)");
+      return 2;
+    }
+    c->redis[c->n_redis++] = v;
+  }
+  if (c->val[id] && id != O_REDIS) {
     fail_line(c, "option %s given twice", OPTS[id].name);
     return 2;
   }
@@ -480,6 +520,10 @@ int pc_cli_stats(int argc, char **argv) {
   size_t entries = 0, bytes = 0;
   int st = parse_args(&c, &CMD_STATS, argc, argv);
   if (st) return st < 0 ? 0 : st;
+  if (c.n_redis) {
+    struct pc_cli_redis r = {c.redis, c.n_redis, c.val[O_REDIS_PREFIX]};
+    return pc_cli_fleet_stats(&r, c.val[O_JSON] != NULL);
+  }
   memset(&w, 0, sizeof w);
   w.now = pc_now_ms();
   st = open_db(&c, DB_READ, &db);
@@ -631,6 +675,11 @@ int pc_cli_purge(int argc, char **argv) {
   int st = parse_args(&c, &CMD_PURGE, argc, argv);
   if (st) return st < 0 ? 0 : st;
   st = purge_selector(&c, &sel);
+  if (!st && c.n_redis) {
+    struct pc_cli_redis r = {c.redis, c.n_redis, c.val[O_REDIS_PREFIX]};
+    st = pc_cli_fleet_purge(&r, &sel);
+    if (st || !c.val[O_DB]) return st;
+  }
   if (!st) st = open_db(&c, DB_WRITE, &db);
   if (st) goto out;
   int rc = pc_purge(db, &sel, &n);

@@ -19,7 +19,18 @@
  * finished, ...) under that mutex too. A remote follower whose copy cannot
  * be made is cut off (never given a body with a piece missing). A flight's
  * memory lives until the leader and every remote follower have let go
- * (refs). */
+ * (refs).
+ *
+ * Across nodes (--redis, shared.h): a new coalescable flight first takes
+ * the key's lease in Redis (LEASING; identical requests of this node join
+ * it meanwhile). Won: it looks the shared tier up once more (an entry
+ * stored between the request's lookup and the lease is served, not fetched
+ * again), then fetches, publishing head, chunks (with their times) and end
+ * to the key's stream, and releases the lease once the entry is in Redis.
+ * Held by another node: the flight follows that node's stream instead of
+ * fetching (its subscribers are then followers: COALESCED), stores the
+ * answer locally, and takes over if that leader dies before sending
+ * anything. Redis unusable: the flight fetches as on a single node. */
 #include "flight.h"
 
 #include <pthread.h>
@@ -34,6 +45,7 @@
 #include "json.h"
 #include "log.h"
 #include "policy.h"
+#include "shared.h"
 #include "upstream.h"
 #include "writer.h"
 
@@ -49,7 +61,8 @@ struct pc_flights {
   const struct pc_config *cfg;
   struct pc_upstream *up;
   struct pc_wport *port;
-  struct pc_flight *led;  /* flights this loop leads */
+  struct pc_shared *shared; /* the fleet's tier, or NULL */
+  struct pc_flight *led;  /* flights this loop leads (or follows from another node) */
   struct pc_rsub *rsubs;  /* this loop's followers of other loops' flights */
   uv_async_t xnotify;     /* other loops wake us for rsubs */
   void (*idle)(void *ud);
@@ -64,6 +77,14 @@ struct pc_flight {
   struct pc_sub *subs;
   pc_buf store_head; /* header lines kept in the entry (leader only) */
   int storing;       /* waiting for the writer to commit the entry */
+  /* the fleet (leader's loop only) */
+  int leasing;                     /* waiting for the lease (or the lookup after it) */
+  int aborted;                     /* shutdown came while leasing */
+  struct pc_shared_lease *lease;   /* we lead the fetch fleet-wide */
+  struct pc_shared_follow *follow; /* another node leads: we follow its stream */
+  struct pc_sub *first;            /* the subscriber that started the flight */
+  int64_t start_ms;                /* wall clock at start */
+  uint64_t start_ns;
   struct pc_flight *next, *prev; /* fl->led */
   /* shared with other loops, under shard->mu: */
   int status;
@@ -75,6 +96,7 @@ struct pc_flight {
   int joinable;       /* in the registry and still accepting followers */
   int finished;       /* the end (rc, usage) is known and may be delivered */
   int rc;
+  int fleet; /* following another node: every subscriber is a (fleet) follower */
   int64_t upstream_us;
   size_t n_followers;
   struct pc_usage usage;
@@ -193,8 +215,9 @@ static void notify_remote_locked(struct pc_flight *f) {
 
 /* ---- the exchange's callbacks (leader's loop) ---- */
 
-static void on_head(void *ud, int status, const char *headers, size_t len) {
-  struct pc_flight *f = ud;
+/* The response head, from upstream or from the fleet's leader: filtered,
+ * then passed to every subscriber. */
+static void deliver_head(struct pc_flight *f, int status, const char *headers, size_t len) {
   lock(f);
   f->status = status;
   f->head_seen = 1;
@@ -208,18 +231,29 @@ static void on_head(void *ud, int status, const char *headers, size_t len) {
   }
 }
 
+static void on_head(void *ud, int status, const char *headers, size_t len) {
+  struct pc_flight *f = ud;
+  if (f->lease) pc_shared_pub_head(f->lease, status, headers, len);
+  deliver_head(f, status, headers, len);
+}
+
+/* Milliseconds since the first chunk. */
+static uint32_t chunk_time(struct pc_flight *f) {
+  uint64_t now = uv_hrtime();
+  if (!f->first_ns) f->first_ns = now;
+  return (uint32_t)((now - f->first_ns) / 1000000);
+}
+
 /* Record a chunk (for storing and for followers that join later) and wake
  * remote followers, in one critical section. */
-static void record(struct pc_flight *f, const char *p, size_t n) {
+static void record(struct pc_flight *f, const char *p, size_t n, uint32_t t_ms) {
   if (!(f->req.store || f->req.coalesce)) return;
-  uint64_t now = uv_hrtime();
   lock(f);
   if (!f->over_limit) {
-    if (!f->first_ns) f->first_ns = now;
     struct pc_chunk c;
     int rc = pc_buf_append(&f->record, p, n);
     c.end = (uint32_t)f->record.len;
-    c.t_ms = (uint32_t)((now - f->first_ns) / 1000000);
+    c.t_ms = t_ms;
     if (!rc) rc = pc_buf_append(&f->chunks, &c, sizeof c);
     if (rc) {
       f->over_limit = 1;
@@ -230,13 +264,19 @@ static void record(struct pc_flight *f, const char *p, size_t n) {
   unlock(f);
 }
 
-static void on_body(void *ud, const char *p, size_t n) {
-  struct pc_flight *f = ud;
-  record(f, p, n);
+static void deliver_body(struct pc_flight *f, const char *p, size_t n, uint32_t t_ms) {
+  record(f, p, n, t_ms);
   for (struct pc_sub *s = f->subs, *next; s; s = next) {
     next = s->next;
     s->ops->on_body(s, p, n);
   }
+}
+
+static void on_body(void *ud, const char *p, size_t n) {
+  struct pc_flight *f = ud;
+  uint32_t t = chunk_time(f);
+  if (f->lease) pc_shared_pub_chunk(f->lease, t, p, n);
+  deliver_body(f, p, n, t);
 }
 
 static int is_event_stream(const pc_buf *head) {
@@ -244,6 +284,8 @@ static int is_event_stream(const pc_buf *head) {
 }
 
 static void finish(struct pc_flight *f) {
+  pc_shared_lease_release(f->lease); /* not handed to a shared store: nothing more to wait for */
+  f->lease = NULL;
   lock(f);
   f->finished = 1;
   unregister_locked(f);
@@ -329,6 +371,28 @@ static int storable(const struct pc_flight *f, int delimited, int json_ok) {
   return f->req.stream || json_ok || !labelled_json(&f->store_head);
 }
 
+static void shared_stored(void *ud, int rc) {
+  (void)rc; /* counted by the shared tier; the local tier has the entry anyway */
+  pc_shared_lease_release(ud);
+}
+
+/* Store the encoded entry in the shared tier too (this node fetched it).
+ * The lease is released once Redis has it: a node that misses after that
+ * finds the entry instead of leading a second fetch. */
+static void share(struct pc_flight *f, const char *p, size_t n) {
+  struct pc_shared *sh = f->fl->shared;
+  if (!sh) return;
+  struct pc_shared_lease *l = f->lease;
+  const char *ns = f->req.ns ? f->req.ns : "";
+  int64_t created = pc_now_ms();
+  struct pc_entry e;
+  if (!pc_entry_decode(p, n, 0, &e)) created = e.created_ms;
+  f->lease = NULL;
+  if (pc_shared_put(sh, f->req.key.b, p, n, f->req.ttl_ms > 0 ? f->req.ttl_ms : 0, ns, strlen(ns), created,
+                    shared_stored, l))
+    pc_shared_lease_release(l);
+}
+
 /* Hand a complete answer to the writer; returns whether it was queued (the
  * flight then finishes when the commit reports back). */
 static int store(struct pc_flight *f) {
@@ -340,6 +404,7 @@ static int store(struct pc_flight *f) {
   }
   size_t n;
   char *p = pc_buf_steal(&enc, &n);
+  if (!f->fleet) share(f, p, n);
   f->storing = 1;
   pc_writer_put(f->fl->port, f->req.key.b, p, n, stored, f);
   return 1;
@@ -358,21 +423,30 @@ static int read_usage(struct pc_flight *f, int rc, int followers) {
   return json_ok;
 }
 
-static void on_done(void *ud, int rc) {
-  struct pc_flight *f = ud;
+/* The exchange is over (rc 0: complete; `delimited`: its end was certain):
+ * store it if it is whole, then let the subscribers see the end. */
+static void complete(struct pc_flight *f, int rc, int delimited, int64_t upstream_us) {
   lock(f);
   int followers = f->n_followers != 0;
   unlock(f);
   int json_ok = read_usage(f, rc, followers);
-  int will_store = !rc && storable(f, pc_fetch_delimited(f->fetch), json_ok);
+  int will_store = !rc && storable(f, delimited, json_ok);
+  if (f->lease) pc_shared_pub_end(f->lease, rc, delimited ? "D" : "U", 1);
   lock(f);
-  f->upstream_us = pc_fetch_elapsed_us(f->fetch);
+  f->upstream_us = upstream_us;
   f->rc = rc;
   if (!will_store) unregister_locked(f); /* nothing will be stored: the next identical request goes upstream */
   unlock(f);
-  f->fetch = NULL;
   if (will_store && store(f)) return;
   finish(f);
+}
+
+static void on_done(void *ud, int rc) {
+  struct pc_flight *f = ud;
+  int delimited = pc_fetch_delimited(f->fetch);
+  int64_t us = pc_fetch_elapsed_us(f->fetch);
+  f->fetch = NULL;
+  complete(f, rc, delimited, us);
 }
 
 static const struct pc_fetch_ops fetch_ops = {on_head, on_body, on_done};
@@ -417,6 +491,8 @@ static void pull(struct pc_rsub *r);
 /* After join_locked, outside the lock: start delivering to `sub`. */
 static void join_finish(struct pc_flights *fl, struct pc_flight *f, struct pc_rsub *r, struct pc_sub *sub) {
   sub->follower = 1;
+  sub->fleet = 0; /* a remote follower learns it when it pulls */
+  if (!r) sub->fleet = f->fleet;
   pc_stats_inflight(1, 1);
   if (!r) {
     join_local(f, sub); /* our own loop's flight: it cannot end under us */
@@ -466,6 +542,135 @@ static struct pc_flight *claim(struct pc_flights *fl, struct pc_flight_req *req,
   return f;
 }
 
+/* Go upstream (this node leads, with or without a lease). */
+static void fetch_start(struct pc_flight *f) {
+  struct pc_fetch_req fr = {.method = f->req.method,
+                            .url = f->req.url.data,
+                            .headers = f->req.headers,
+                            .body = f->req.body.data,
+                            .body_len = f->req.body.len,
+                            .has_body = f->req.body.len > 0};
+  f->fetch = pc_upstream_fetch(f->fl->up, &fr, &fetch_ops, f);
+  f->req.headers = fr.headers; /* NULL: the fetch owns them now */
+  if (!f->fetch) {
+    /* followers may have joined already: everyone gets the error */
+    f->rc = PC_EUPCONNECT;
+    finish(f);
+  }
+}
+
+/* ---- the fleet: lease, lookup, follow ---- */
+
+/* Every subscriber becomes (on = 1) a follower of another node's exchange,
+ * or stops being one (on = 0: this node leads after all). */
+static void set_fleet(struct pc_flight *f, int on) {
+  lock(f);
+  f->fleet = on;
+  unlock(f);
+  for (struct pc_sub *s = f->subs; s; s = s->next) {
+    s->fleet = on;
+    if (s != f->first) continue;
+    if (s->follower != on) pc_stats_inflight(1, on ? 1 : -1);
+    s->follower = on;
+  }
+}
+
+static void follow_head(void *ud, int status, const char *headers, size_t n) { deliver_head(ud, status, headers, n); }
+
+static void follow_body(void *ud, const char *p, size_t n, uint32_t t_ms) { deliver_body(ud, p, n, t_ms); }
+
+static void follow_done(void *ud, int rc, const char *usage, size_t un) {
+  struct pc_flight *f = ud;
+  f->follow = NULL;
+  if (rc == PC_EUNAVAIL && !f->head_seen) { /* Redis went away before anything came: fetch it ourselves */
+    set_fleet(f, 0);
+    fetch_start(f);
+    return;
+  }
+  int delimited = !rc && un >= 1 && usage[0] == 'D';
+  complete(f, rc, delimited, (int64_t)((uv_hrtime() - f->start_ns) / 1000));
+}
+
+static void follow_takeover(void *ud, struct pc_shared_lease *l) {
+  struct pc_flight *f = ud;
+  f->follow = NULL;
+  f->lease = l;
+  set_fleet(f, 0);
+  fetch_start(f);
+}
+
+static const struct pc_shared_follow_ops follow_ops = {follow_head, follow_body, follow_done, follow_takeover};
+
+/* An entry found in the shared tier after the lease was won: the previous
+ * leader stored it between this request's lookup and its lease. Valid when
+ * whole, for exactly this request, and stored after this flight began
+ * (an older one was already refused by the request's own lookup). */
+static int recheck_valid(struct pc_flight *f, const char *val, size_t n, struct pc_entry *e) {
+  if (pc_entry_decode(val, n, 1, e)) {
+    pc_stats_shared_corrupt();
+    return 0;
+  }
+  if (e->request.n != f->req.material.len || memcmp(e->request.p, f->req.material.data, e->request.n)) {
+    pc_stats_shared_corrupt();
+    return 0;
+  }
+  int64_t now = pc_now_ms();
+  return e->created_ms >= f->start_ms - 1000 && (!e->expires_ms || e->expires_ms > now);
+}
+
+static void rechecked(void *ud, int rc, const char *val, size_t n) {
+  struct pc_flight *f = ud;
+  struct pc_entry e;
+  f->leasing = 0;
+  if (f->aborted) {
+    f->rc = PC_ECANCELED;
+    finish(f);
+    return;
+  }
+  if (rc || !recheck_valid(f, val, n, &e)) {
+    fetch_start(f);
+    return;
+  }
+  /* served from that entry: as a follower of the leader that stored it */
+  set_fleet(f, 1);
+  pc_shared_lease_release(f->lease);
+  f->lease = NULL;
+  deliver_head(f, e.status, e.headers.p, e.headers.n);
+  if (e.n_chunks && (e.flags & PC_ENTRY_F_SSE))
+    for (uint32_t i = 0; i < e.n_chunks; i++) {
+      uint32_t start = i ? pc_entry_chunk(&e, i - 1).end : 0, end = pc_entry_chunk(&e, i).end;
+      if (end > start) deliver_body(f, e.body.p + start, end - start, pc_entry_chunk(&e, i).t_ms);
+    }
+  else if (e.body.n)
+    deliver_body(f, e.body.p, e.body.n, 0);
+  complete(f, 0, 1, 0);
+}
+
+static void leased(void *ud, int rc, struct pc_shared_lease *l) {
+  struct pc_flight *f = ud;
+  if (f->aborted || rc == PC_ECANCELED) {
+    f->leasing = 0;
+    pc_shared_lease_release(l);
+    f->rc = PC_ECANCELED;
+    finish(f);
+    return;
+  }
+  if (!rc) {
+    f->lease = l;
+    if (!pc_shared_get(f->fl->shared, f->req.key.b, rechecked, f)) return;
+  } else if (rc == PC_EEXISTS) {
+    set_fleet(f, 1);
+    f->follow = pc_shared_follow(f->fl->shared, f->req.key.b, &follow_ops, f);
+    if (f->follow) {
+      f->leasing = 0;
+      return;
+    }
+    set_fleet(f, 0);
+  }
+  f->leasing = 0;
+  fetch_start(f); /* won (the lookup could not be sent), or Redis is unusable: lead as a single node does */
+}
+
 int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_sub *sub) {
   int joined, rc;
   pthread_once(&shards_once, shards_init);
@@ -479,25 +684,30 @@ int pc_flight_start(struct pc_flights *fl, struct pc_flight_req *req, struct pc_
   sub->remote = NULL;
   sub->next = NULL;
   sub->follower = 0;
-  f->subs = sub;
+  sub->fleet = 0;
+  f->subs = f->first = sub;
+  f->start_ms = pc_now_ms();
+  f->start_ns = uv_hrtime();
   pc_stats_inflight(0, 1);
   f->next = fl->led;
   if (f->next) f->next->prev = f;
   fl->led = f;
-  struct pc_fetch_req fr = {.method = f->req.method,
-                            .url = f->req.url.data,
-                            .headers = f->req.headers,
-                            .body = f->req.body.data,
-                            .body_len = f->req.body.len,
-                            .has_body = f->req.body.len > 0};
-  f->fetch = pc_upstream_fetch(fl->up, &fr, &fetch_ops, f);
-  f->req.headers = fr.headers; /* NULL: the fetch owns them now */
-  if (!f->fetch) {
-    /* followers may have joined already: everyone gets the error */
-    f->rc = PC_EUPCONNECT;
-    finish(f);
+  if (fl->shared && f->req.coalesce) {
+    f->leasing = 1;
+    if (!pc_shared_lease(fl->shared, f->req.key.b, leased, f)) return 0;
+    f->leasing = 0;
   }
+  fetch_start(f);
   return 0;
+}
+
+int pc_flight_joinable(const struct pc_key *key) {
+  pthread_once(&shards_once, shards_init);
+  struct shard *sh = shard_of(key);
+  pthread_mutex_lock(&sh->mu);
+  int found = registry_find_locked(sh, key) != NULL;
+  pthread_mutex_unlock(&sh->mu);
+  return found;
 }
 
 /* ---- remote followers (the follower's loop) ---- */
@@ -532,7 +742,7 @@ static void rsub_drop(struct pc_rsub *r) {
 
 /* What a remote follower has not seen yet, copied under the mutex. */
 struct pull {
-  int head, status, finished, rc;
+  int head, status, finished, rc, fleet;
   pc_buf headers, body;
   int64_t upstream_us;
   struct pc_usage usage;
@@ -543,6 +753,7 @@ struct pull {
 static void pull_copy(struct pc_rsub *r, struct pull *p) {
   struct pc_flight *f = r->f;
   lock(f);
+  p->fleet = f->fleet;
   if (f->head_seen && !r->head_done) {
     if (pc_buf_append(&p->headers, f->client_head.data ? f->client_head.data : "", f->client_head.len)) {
       p->finished = 1;
@@ -579,6 +790,7 @@ static void pull(struct pc_rsub *r) {
   pc_buf_init(&p.headers, 256 * 1024);
   pc_buf_init(&p.body, SIZE_MAX / 2);
   pull_copy(r, &p);
+  sub->fleet = p.fleet;
   if (p.head) sub->ops->on_head(sub, p.status, p.headers.data ? p.headers.data : "", p.headers.len);
   if (sub->remote == r && p.body.len) sub->ops->on_body(sub, p.body.data, p.body.len);
   if (sub->remote == r && p.finished) {
@@ -611,6 +823,7 @@ void pc_flight_leave(struct pc_sub *sub) {
       break;
     }
   if (sub->follower) pc_stats_inflight(1, -1);
+  if (f->first == sub) f->first = NULL;
   sub->flight = NULL;
   sub->next = NULL;
 }
@@ -618,11 +831,12 @@ void pc_flight_leave(struct pc_sub *sub) {
 /* ---- one loop's side ---- */
 
 int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
-                      void (*idle)(void *ud), void *ud, struct pc_flights **out) {
+                      struct pc_shared *shared, void (*idle)(void *ud), void *ud, struct pc_flights **out) {
   pthread_once(&shards_once, shards_init);
   struct pc_flights *fl = calloc(1, sizeof *fl);
   if (!fl) return PC_ENOMEM;
-  *fl = (struct pc_flights){.loop = loop, .cfg = cfg, .up = up, .port = port, .idle = idle, .ud = ud};
+  *fl = (struct pc_flights){
+      .loop = loop, .cfg = cfg, .up = up, .port = port, .shared = shared, .idle = idle, .ud = ud};
   if (uv_async_init(loop, &fl->xnotify, on_xnotify)) {
     free(fl);
     return PC_EIO;
@@ -645,8 +859,14 @@ void pc_flights_abort_all(struct pc_flights *fl) {
   for (struct pc_flight *f = fl->led, *next; f; f = next) {
     next = f->next;
     if (f->storing) continue; /* the commit is about to report back */
+    if (f->leasing) {          /* the lease's answer comes within the Redis timeout */
+      f->aborted = 1;
+      continue;
+    }
     if (f->fetch) pc_upstream_abort(f->fetch);
     f->fetch = NULL;
+    pc_shared_unfollow(f->follow);
+    f->follow = NULL;
     f->rc = PC_ECANCELED;
     finish(f);
   }

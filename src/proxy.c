@@ -23,6 +23,7 @@
 #include "entry.h"
 #include "error.h"
 #include "exchange.h"
+#include "fleet.h"
 #include "flight.h"
 #include "json.h"
 #include "key.h"
@@ -33,6 +34,7 @@
 #include "respond.h"
 #include "route.h"
 #include "server.h"
+#include "shared.h"
 #include "sse.h"
 #include "upstream.h"
 #include "utf8.h"
@@ -62,6 +64,7 @@ static void copy_str(char *dst, size_t cap, const char *s, size_t n) {
 static struct pc_exchange *x_of(struct pc_sub *s) {
   struct pc_exchange *x = container_of(s, struct pc_exchange, sub);
   if (s->follower) x->resp.cache = "COALESCED";
+  x->resp.shared = s->follower && s->fleet;
   return x;
 }
 
@@ -94,6 +97,7 @@ static void serve_stale(struct pc_exchange *x) {
   memset(&x->stale, 0, sizeof x->stale);
   int64_t now = pc_now_ms();
   x->resp.cache = "STALE";
+  x->resp.tier = x->flow->shared ? (x->stale_shared ? "shared" : "local") : NULL;
   pc_usage_read(h.e.usage.p, h.e.usage.n, &x->resp.usage);
   pc_respond_hit(x, h.block, &h.e, now > h.e.created_ms ? (now - h.e.created_ms) / 1000 : 0, 0);
 }
@@ -313,10 +317,12 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
   if (!pc_policy_fresh(fw->cfg->mode, ct, e.created_ms, e.expires_ms, now)) {
     hold_copy(p, n, &x->stale);
+    x->stale_shared = 0;
     pc_cache_release(fw->cache);
     return 0;
   }
   x->resp.cache = "HIT";
+  x->resp.tier = fw->shared ? "local" : NULL;
   pc_usage_read(e.usage.p, e.usage.n, &x->resp.usage);
   pc_writer_touch(fw->port, key->b); /* batched: for LRU eviction */
   x_set_state(x, PC_X_DONE);
@@ -469,16 +475,19 @@ static enum memo memo_lookup(struct pc_exchange *x, const struct memo_in *mi, co
   return h.material ? MEMO_MISS : MEMO_UNKNOWN;
 }
 
+/* The canonical request goes with the flight (hand-over; the loop starts a
+ * fresh buffer for its next request). */
+static void take_material(struct pc_flow *fw, struct pc_flight_req *fr) {
+  pc_buf_free(&fr->material);
+  fr->material = fw->material;
+  pc_buf_init(&fw->material, fw->material.max);
+}
+
 /* A cacheable request after its lookup: replay miss, only-if-cached miss,
  * or a flight to upstream (SPEC §5, §6). */
 static void handle_miss(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr,
                         const struct pc_controls *ct, const struct pc_decision *d, int stream) {
   struct pc_flow *fw = x->flow;
-  /* the canonical request goes with the flight (hand-over; the loop starts
-   * a fresh buffer for its next request) */
-  pc_buf_free(&fr->material);
-  fr->material = fw->material;
-  pc_buf_init(&fw->material, fw->material.max);
   if (fw->cfg->mode == PC_MODE_REPLAY) {
     x->resp.cache = "MISS";
     replay_miss(x, m, fr);
@@ -501,13 +510,179 @@ static void handle_miss(struct pc_exchange *x, const struct pc_route_match *m, s
   start_flight(x, m, fr);
 }
 
+/* ---- waiting on the shared tier ---- */
+
+/* What an exchange waits on in the shared tier: a lookup (with what the
+ * miss path needs afterwards) or a fleet-wide purge. A Redis callback runs
+ * exactly once, whenever it comes: if the connection goes first, x is set
+ * to NULL and the wait is freed by the callback. */
+struct pc_wait {
+  struct pc_exchange *x;
+  struct pc_flow *fw;
+  struct pc_route_match m;
+  struct pc_flight_req fr;
+  struct pc_controls ct;
+  struct pc_decision d;
+  int stream;
+  struct pc_admin_resp admin;
+};
+
+static struct pc_wait *wait_begin(struct pc_exchange *x) {
+  struct pc_wait *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->x = x;
+  w->fw = x->flow;
+  x->wait = w;
+  x->flow->n_waits++;
+  x_set_state(x, PC_X_SHARED);
+  return w;
+}
+
+/* The callback came: the exchange (if still there) goes on; returns it. */
+static struct pc_exchange *wait_resume(struct pc_wait *w) {
+  struct pc_exchange *x = w->x;
+  if (x) {
+    x->wait = NULL;
+    x_set_state(x, PC_X_DECIDING);
+  }
+  w->x = NULL;
+  return x;
+}
+
+static void wait_free(struct pc_wait *w) {
+  struct pc_flow *fw = w->fw;
+  pc_flight_req_free(&w->fr);
+  pc_admin_resp_free(&w->admin);
+  free(w);
+  if (--fw->n_waits == 0) pc_server_check_done(fw->worker); /* shutdown may be waiting */
+}
+
+/* A value from the shared tier is served only if it is a whole entry
+ * (format, checksum) of exactly this request (the stored canonical request,
+ * byte for byte) and fresh; it is then copied into the local tier. A value
+ * that fails is counted and never served; a stale one is kept for
+ * stale-if-error. Returns whether it served. */
+static int serve_shared(struct pc_exchange *x, struct pc_wait *w, const char *val, size_t n) {
+  struct pc_flow *fw = x->flow;
+  struct pc_entry e;
+  char *block = malloc(n ? n : 1);
+  if (!block) return 0;
+  memcpy(block, val, n);
+  const char *why = pc_entry_decode(block, n, 1, &e) ? "not a whole entry (format or checksum)"
+                    : e.request.n != w->fr.material.len || memcmp(e.request.p, w->fr.material.data, e.request.n)
+                        ? "stored for another request"
+                        : NULL;
+  if (why) {
+    pc_stats_shared_corrupt();
+    pc_log_warn("shared tier: the value under key %s is %s: not served", x->resp.key, why);
+    free(block);
+    return 0;
+  }
+  int64_t now = pc_now_ms();
+  if (!pc_policy_fresh(fw->cfg->mode, &w->ct, e.created_ms, e.expires_ms, now)) {
+    if (x->stale.block) free(block);
+    else {
+      x->stale = (struct pc_held){.block = block, .e = e};
+      x->stale_shared = 1;
+    }
+    return 0;
+  }
+  char *copy = w->d.store ? malloc(n ? n : 1) : NULL;
+  if (copy) {
+    memcpy(copy, val, n);
+    pc_writer_put(fw->port, w->fr.key.b, copy, n, NULL, NULL);
+  }
+  x->resp.cache = "HIT";
+  x->resp.tier = "shared";
+  x->resp.shared = 1;
+  pc_usage_read(e.usage.p, e.usage.n, &x->resp.usage);
+  x_set_state(x, PC_X_DONE);
+  pc_respond_hit(x, block, &e, now > e.created_ms ? (now - e.created_ms) / 1000 : 0,
+                 w->ct.paced && (e.flags & PC_ENTRY_F_SSE));
+  return 1;
+}
+
+static void shared_got(void *ud, int rc, const char *val, size_t n) {
+  struct pc_wait *w = ud;
+  struct pc_exchange *x = wait_resume(w);
+  if (x && rc == PC_ECANCELED) {
+    x_set_state(x, PC_X_DONE);
+    pc_respond_error(x, 503, "shutting_down", "promptcache is shutting down");
+  } else if (x && !(rc == 0 && serve_shared(x, w, val, n))) {
+    handle_miss(x, &w->m, &w->fr, &w->ct, &w->d, w->stream);
+  }
+  wait_free(w);
+}
+
+/* Local miss: look the shared tier up (asynchronously) unless there is none,
+ * it is down, the request may not be served from a cache, or an identical
+ * exchange is already in flight here (joining it is the answer). Returns
+ * whether the lookup took the request over (fr is then emptied). */
+static int lookup_shared(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr,
+                         const struct pc_controls *ct, const struct pc_decision *d, int stream) {
+  struct pc_flow *fw = x->flow;
+  if (!fw->shared || !d->lookup || !pc_shared_up(fw->shared) || pc_flight_joinable(&fr->key)) return 0;
+  struct pc_wait *w = wait_begin(x);
+  if (!w) return 0;
+  if (pc_shared_get(fw->shared, fr->key.b, shared_got, w)) {
+    wait_resume(w);
+    wait_free(w);
+    return 0;
+  }
+  w->m = *m;
+  w->ct = *ct;
+  w->d = *d;
+  w->stream = stream;
+  w->fr = *fr;
+  memset(fr, 0, sizeof *fr);
+  return 1;
+}
+
+/* The local part of a purge is done: now the shared tier and, through its
+ * purge log, every other node's local tier. */
+static void purged_shared(void *ud, int rc, size_t deleted) {
+  struct pc_wait *w = ud;
+  struct pc_exchange *x = wait_resume(w);
+  if (x) {
+    char body[160];
+    x_set_state(x, PC_X_DONE);
+    if (rc) {
+      snprintf(body, sizeof body, "purged %zu local entries, but the shared tier failed (%s): retry the purge",
+               w->admin.purged, pc_strerror(rc));
+      pc_respond_error(x, 503, "shared_unavailable", body);
+    } else {
+      int len = snprintf(body, sizeof body, "{\"purged\":%zu,\"shared\":%zu}\n", w->admin.purged, deleted);
+      pc_respond_content(x, 200, "application/json", body, (size_t)len);
+    }
+  }
+  wait_free(w);
+}
+
+static void purge_fleet(struct pc_exchange *x, struct pc_admin_resp *o) {
+  struct pc_wait *w = wait_begin(x);
+  if (!w) {
+    pc_admin_resp_free(o);
+    x_set_state(x, PC_X_DONE);
+    pc_respond_error(x, 503, "overloaded", "out of memory; retry later");
+    return;
+  }
+  w->admin = *o; /* the selector points into its JSON document, which goes with it */
+  int rc = pc_shared_purge(x->flow->shared, &w->admin.sel, purged_shared, w);
+  if (rc) purged_shared(w, rc, 0); /* Redis known to be down: answered now */
+}
+
 static void admin(struct pc_exchange *x) {
   const struct pc_req *r = req_of(x);
   struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body_at,
                             .body_len = r->body_len};
   rq.authorization = pc_req_header(r, "authorization", &rq.auth_len); /* admin: not indexed yet */
+  if (x->flow->shared) rq.shared = pc_shared_up(x->flow->shared) ? PC_ADMIN_SHARED_UP : PC_ADMIN_SHARED_DOWN;
   struct pc_admin_resp o;
   pc_admin_handle(x->flow->cfg, x->flow->cache, &rq, &o);
+  if (o.fleet_purge) {
+    purge_fleet(x, &o);
+    return;
+  }
   x->resp.extra_headers = o.extra_headers;
   x_set_state(x, PC_X_DONE);
   if (o.code) pc_respond_error(x, o.status, o.code, o.msg);
@@ -578,7 +753,8 @@ static void handle(struct pc_exchange *x) {
     /* not served: a small request is remembered anyway (its next repeat skips the canonicalization) */
     if (remember)
       memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
-    handle_miss(x, &m, &fr, &ct, &d, stream);
+    take_material(fw, &fr);
+    if (!lookup_shared(x, &m, &fr, &ct, &d, stream)) handle_miss(x, &m, &fr, &ct, &d, stream);
     return;
   }
   x->resp.cache = "BYPASS";
@@ -597,6 +773,7 @@ static void x_begin(struct pc_exchange *x) {
   pc_held_release(&x->replay);
   pc_held_release(&x->stale);
   x->swallow = 0;
+  x->stale_shared = 0;
   memset(&x->resp, 0, sizeof x->resp);
   x->resp.upstream_us = -1;
   x->resp.err_class = -1;
@@ -652,7 +829,8 @@ static void record(struct pc_exchange *x) {
   int64_t total_us = (int64_t)((uv_hrtime() - r->start_ns) / 1000);
   struct pc_stats_req s = {.outcome = outcome_of(&x->resp), .route = x->resp.route, .model = x->resp.model,
                            .status = x->resp.status, .upstream_us = x->resp.upstream_us, .total_us = total_us,
-                           .bytes = x->resp.bytes, .usage = x->resp.usage, .err_class = x->resp.err_class};
+                           .bytes = x->resp.bytes, .usage = x->resp.usage, .err_class = x->resp.err_class,
+                           .shared = x->resp.shared};
   if (s.err_class < 0 && x->resp.status >= 400 && x->resp.status < 500 && x->resp.upstream_us < 0)
     s.err_class = PC_ERRC_CLIENT;
   pc_stats_record(&s);
@@ -673,6 +851,10 @@ static void on_end(struct pc_conn *c) {
   struct pc_exchange *x = pc_conn_user(c);
   if (!x) return;
   record(x);
+  if (x->wait) { /* its callback frees it */
+    x->wait->x = NULL;
+    x->wait = NULL;
+  }
   pc_flight_leave(&x->sub);
   if (x->pace) uv_timer_stop(x->pace);
   pc_held_release(&x->replay);
@@ -719,13 +901,19 @@ static int flow_start(void *ctx, struct pc_worker *w, void **out) {
   if (!rc) rc = pc_cache_secret(fw->cache, fw->secret);
   if (!rc) rc = pc_upstream_create(fw->loop, cfg, &fw->up);
   if (!rc) rc = pc_wport_open(pctx->writer, fw->loop, &fw->port);
-  if (!rc) rc = pc_flights_create(fw->loop, cfg, fw->up, fw->port, flights_idle, fw, &fw->flights);
+  if (!rc) {
+    struct pc_fleet_opts fo = {.cfg = cfg, .cache = pctx->cache, .writer = pctx->writer, .port = pc_worker_port(w, 0),
+                               .slot = pc_worker_index(w), .primary = pc_worker_index(w) == 0};
+    rc = pc_fleet_open(fw->loop, &fo, &fw->fleet);
+    fw->shared = pc_fleet_shared(fw->fleet);
+  }
+  if (!rc) rc = pc_flights_create(fw->loop, cfg, fw->up, fw->port, fw->shared, flights_idle, fw, &fw->flights);
   return rc;
 }
 
 static int flow_busy(void *app) {
   struct pc_flow *fw = app;
-  return fw->flights && pc_flights_busy(fw->flights);
+  return fw->n_waits || (fw->flights && pc_flights_busy(fw->flights));
 }
 
 static void flow_abort(void *app) {
@@ -736,6 +924,9 @@ static void flow_abort(void *app) {
 /* Shutdown finished on this loop: close the handles the flow owns. */
 static void flow_close(void *app) {
   struct pc_flow *fw = app;
+  pc_fleet_close(fw->fleet); /* first: a lease's last release may still be pending in it */
+  fw->fleet = NULL;
+  fw->shared = NULL;
   pc_flights_close(fw->flights);
   fw->flights = NULL;
   if (fw->up) pc_upstream_destroy(fw->up);

@@ -83,6 +83,11 @@ static int head_start(pc_buf *b, struct pc_exchange *x, int status, const char *
     if (!rc) rc = pc_buf_puts(b, x->resp.cache);
     if (!rc) rc = pc_buf_puts(b, "\r\n");
   }
+  if (!rc && x->resp.tier) {
+    rc = pc_buf_puts(b, "X-PromptCache-Tier: ");
+    if (!rc) rc = pc_buf_puts(b, x->resp.tier);
+    if (!rc) rc = pc_buf_puts(b, "\r\n");
+  }
   if (!rc && x->resp.key[0]) {
     rc = pc_buf_puts(b, "X-PromptCache-Key: ");
     if (!rc) rc = pc_buf_append(b, x->resp.key, PC_KEY_HEX_LEN);

@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "cache.h"
 #include "error.h"
+#include "fleet.h"
 #include "import.h"
 #include "log.h"
 #include "proxy.h"
@@ -58,6 +59,8 @@ static int open_shared(struct serve *s) {
   }
   rc = pc_stats_load_lifetime(s->cache);
   if (!rc) rc = load_recordings(s);
+  /* before any loop reads the credential secret */
+  if (!rc && cfg->redis.n) rc = pc_fleet_agree_secret(cfg, s->cache);
   if (!rc) rc = pc_writer_start(s->cache, cfg, &s->writer);
   return rc;
 }

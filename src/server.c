@@ -50,6 +50,10 @@ struct pc_server {
   atomic_int abort_flights;
 };
 
+int pc_worker_port(const struct pc_worker *w, size_t i) {
+  return i < w->srv->cfg->n_listen ? w->srv->ports[i] : 0;
+}
+
 uv_loop_t *pc_worker_loop(struct pc_worker *w) { return w->loop; }
 int pc_worker_index(const struct pc_worker *w) { return w->index; }
 
@@ -221,9 +225,12 @@ static int worker_init(struct pc_server *srv, int index) {
                                   .body_budget = body_budget(cfg),
                                   .drained = on_drained,
                                   .drained_ud = w};
-  int rc = srv->app->loop_start(srv->app->ctx, w, &w->app);
-  w->pool.app = w->app;
+  int rc = 0;
+  /* listening first: the application may want the ports (nothing is
+   * accepted before the loop runs) */
   for (size_t i = 0; i < cfg->n_listen && !rc; i++) rc = bind_one(w, i);
+  if (!rc) rc = srv->app->loop_start(srv->app->ctx, w, &w->app);
+  w->pool.app = w->app;
   if (!rc && index == 0) main_handles(w);
   if (rc && rc != PC_EINVAL && rc != PC_EIO) fprintf(stderr, "promptcache: cannot initialise: %s\n", pc_strerror(rc));
   return rc;

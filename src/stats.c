@@ -23,6 +23,7 @@
 #include "error.h"
 #include "json.h"
 #include "prices.h"
+#include "shared.h"
 
 #define N_BUCKETS 20
 #define MAX_ROWS 512
@@ -57,14 +58,23 @@ struct totals { /* the persisted part */
   uint64_t out[PC_OUT_N];
   uint64_t err[PC_ERRC_N];
   uint64_t bytes_from_cache, tok_in, tok_out, tok_cached, evictions;
+  uint64_t hit_shared, fleet_coalesced; /* of the hits and coalesced: from the shared tier / another node */
   double money;
 };
+
+#define MAX_SLOTS 64 /* --workers: at most 64 loops */
 
 static struct {
   counter out[PC_OUT_N];
   counter err[PC_ERRC_N];
   counter bytes_from_cache, tok_in, tok_out, tok_cached, evictions;
   counter store_failures; /* answers that should have been stored and were not (this run) */
+  counter hit_shared, fleet_coalesced, shared_corrupt;
+  pthread_mutex_t shared_mu; /* the loops' shared-tier counters and the fleet's totals */
+  struct pc_shared_counters shared[MAX_SLOTS];
+  int shared_used[MAX_SLOTS], shared_up[MAX_SLOTS];
+  char *fleet;
+  size_t fleet_len;
   _Atomic int64_t inflight[2]; /* gauges: upstream exchanges in flight, requests waiting on them */
   _Atomic int64_t memo_entries, memo_bytes; /* gauges: the raw-request memo of every loop */
   struct hist up, hit;
@@ -76,7 +86,7 @@ static struct {
   int have_prices;
   int64_t start_ms;
   const struct pc_config *cfg;
-} S = {.rows_mu = PTHREAD_MUTEX_INITIALIZER};
+} S = {.rows_mu = PTHREAD_MUTEX_INITIALIZER, .shared_mu = PTHREAD_MUTEX_INITIALIZER};
 
 #define INC(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
 #define GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
@@ -140,6 +150,8 @@ void pc_stats_record(const struct pc_stats_req *r) {
   int saved = r->outcome == PC_OUT_HIT || r->outcome == PC_OUT_STALE || r->outcome == PC_OUT_COALESCED;
   if (r->outcome == PC_OUT_HIT) hist_add(&S.hit, r->total_us);
   if (saved && r->outcome != PC_OUT_COALESCED) INC(S.bytes_from_cache, r->bytes);
+  if (r->shared && r->outcome == PC_OUT_HIT) INC(S.hit_shared, 1);
+  if (r->shared && r->outcome == PC_OUT_COALESCED) INC(S.fleet_coalesced, 1);
   if (r->outcome == PC_OUT_ADMIN) return;
   struct row *row = row_for(r->route ? r->route : "", r->model ? r->model : "");
   if (row) INC(row->out[r->outcome], 1);
@@ -170,6 +182,68 @@ void pc_stats_inflight(int followers, int delta) {
 
 uint64_t pc_stats_replay_misses(void) { return GET(S.out[PC_OUT_REPLAY_MISS]); }
 
+void pc_stats_shared(int slot, const struct pc_shared_counters *c, int up) {
+  if (slot < 0 || slot >= MAX_SLOTS) return;
+  pthread_mutex_lock(&S.shared_mu);
+  S.shared[slot] = *c;
+  S.shared_used[slot] = 1;
+  S.shared_up[slot] = up;
+  pthread_mutex_unlock(&S.shared_mu);
+}
+
+void pc_stats_shared_corrupt(void) { INC(S.shared_corrupt, 1); }
+
+void pc_stats_fleet(const char *json, size_t n) {
+  char *copy = json ? malloc(n + 1) : NULL;
+  if (copy) {
+    memcpy(copy, json, n);
+    copy[n] = '\0';
+  }
+  pthread_mutex_lock(&S.shared_mu);
+  free(S.fleet);
+  S.fleet = copy;
+  S.fleet_len = copy ? n : 0;
+  pthread_mutex_unlock(&S.shared_mu);
+}
+
+/* Every loop's counters summed; returns whether any loop has a shared tier. */
+static int shared_sum(struct pc_shared_counters *t, int *up) {
+  int any = 0;
+  *up = 1;
+  memset(t, 0, sizeof *t);
+  pthread_mutex_lock(&S.shared_mu);
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    if (!S.shared_used[i]) continue;
+    const struct pc_shared_counters *c = &S.shared[i];
+    any = 1;
+    *up &= S.shared_up[i];
+    for (int k = 0; k < PC_SHARED_OPS; k++) t->ops[k] += c->ops[k];
+    t->hits += c->hits;
+    t->misses += c->misses;
+    t->errors += c->errors;
+    t->timeouts += c->timeouts;
+    t->too_big += c->too_big;
+    t->busy += c->busy;
+    t->leases_won += c->leases_won;
+    t->leases_held += c->leases_held;
+    t->takeovers += c->takeovers;
+    t->follows_cut += c->follows_cut;
+    t->purges_applied += c->purges_applied;
+    t->purge_resets += c->purge_resets;
+    t->redis.commands += c->redis.commands;
+    t->redis.errors += c->redis.errors;
+    t->redis.timeouts += c->redis.timeouts;
+    t->redis.reconnects += c->redis.reconnects;
+    t->redis.moved += c->redis.moved;
+    t->redis.ask += c->redis.ask;
+    for (int k = 0; k < PC_REDIS_LATENCY_BUCKETS; k++) t->redis.latency_us_buckets[k] += c->redis.latency_us_buckets[k];
+    t->redis.latency_us_sum += c->redis.latency_us_sum;
+    t->redis.latency_count += c->redis.latency_count;
+  }
+  pthread_mutex_unlock(&S.shared_mu);
+  return any;
+}
+
 /* ---- money ---- */
 
 static double row_money(const struct row *r) {
@@ -195,6 +269,8 @@ static void current_totals(struct totals *t) {
   t->tok_out += GET(S.tok_out);
   t->tok_cached += GET(S.tok_cached);
   t->evictions += GET(S.evictions);
+  t->hit_shared += GET(S.hit_shared);
+  t->fleet_coalesced += GET(S.fleet_coalesced);
   t->money += S.have_prices ? run_money() : 0;
 }
 
@@ -206,10 +282,12 @@ static int totals_json(const struct totals *t, pc_buf *b) {
   if (!rc)
     rc = pc_buf_printf(b,
                        "\"bytes_from_cache\":%llu,\"tokens_saved_input\":%llu,\"tokens_saved_output\":%llu,"
-                       "\"tokens_saved_cached_input\":%llu,\"evictions\":%llu,\"money_saved\":%.6f}",
+                       "\"tokens_saved_cached_input\":%llu,\"evictions\":%llu,\"hit_shared\":%llu,"
+                       "\"fleet_coalesced\":%llu,\"money_saved\":%.6f}",
                        (unsigned long long)t->bytes_from_cache, (unsigned long long)t->tok_in,
                        (unsigned long long)t->tok_out, (unsigned long long)t->tok_cached,
-                       (unsigned long long)t->evictions, t->money);
+                       (unsigned long long)t->evictions, (unsigned long long)t->hit_shared,
+                       (unsigned long long)t->fleet_coalesced, t->money);
   return rc;
 }
 
@@ -232,6 +310,8 @@ int pc_stats_load_lifetime(struct pc_cache *c) {
     S.base.tok_out = (uint64_t)pc_json_get_num(r, "tokens_saved_output", 0);
     S.base.tok_cached = (uint64_t)pc_json_get_num(r, "tokens_saved_cached_input", 0);
     S.base.evictions = (uint64_t)pc_json_get_num(r, "evictions", 0);
+    S.base.hit_shared = (uint64_t)pc_json_get_num(r, "hit_shared", 0);
+    S.base.fleet_coalesced = (uint64_t)pc_json_get_num(r, "fleet_coalesced", 0);
     S.base.money = pc_json_get_num(r, "money_saved", 0);
   }
   pc_json_free(doc);
@@ -240,6 +320,12 @@ int pc_stats_load_lifetime(struct pc_cache *c) {
 }
 
 int pc_stats_lifetime_json(pc_buf *out) {
+  struct totals t;
+  current_totals(&t);
+  return totals_json(&t, out);
+}
+
+int pc_stats_node_json(pc_buf *out) {
   struct totals t;
   current_totals(&t);
   return totals_json(&t, out);
@@ -325,8 +411,13 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
   uint64_t o[PC_OUT_N], req = 0, errs = 0;
   for (int i = 0; i < PC_OUT_N; i++) req += (o[i] = GET(S.out[i]));
   for (int i = 0; i < PC_ERRC_N; i++) errs += GET(S.err[i]);
+  uint64_t hs = GET(S.hit_shared);
   int rc = pc_buf_printf(b, "\"totals\":{\"requests\":%llu", (unsigned long long)req);
   for (int i = 0; i < PC_OUT_N && !rc; i++) rc = pc_buf_printf(b, ",\"%s\":%llu", outcome_names[i], (unsigned long long)o[i]);
+  if (!rc)
+    rc = pc_buf_printf(b, ",\"hits_local\":%llu,\"hits_shared\":%llu,\"fleet_coalesced\":%llu",
+                       (unsigned long long)(o[PC_OUT_HIT] > hs ? o[PC_OUT_HIT] - hs : 0), (unsigned long long)hs,
+                       (unsigned long long)GET(S.fleet_coalesced));
   if (!rc)
     rc = pc_buf_printf(b,
                        ",\"errors\":%llu,\"hit_ratio\":%.4f,\"bytes_from_cache\":%llu,"
@@ -351,6 +442,51 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
   return rc;
 }
 
+/* Latency percentile (ms) from the Redis client's histogram (not cumulative). */
+static double redis_pct(const struct pc_redis_counters *r, double q) {
+  if (!r->latency_count) return 0;
+  double target = q * (double)r->latency_count, seen = 0;
+  for (int i = 0; i < PC_REDIS_LATENCY_BUCKETS; i++) {
+    seen += (double)r->latency_us_buckets[i];
+    if (seen >= target)
+      return (double)(i < PC_REDIS_LATENCY_BUCKETS - 1 ? pc_redis_latency_bounds_us[i]
+                                                       : pc_redis_latency_bounds_us[PC_REDIS_LATENCY_BUCKETS - 2] * 2) /
+             1000.0;
+  }
+  return 0;
+}
+
+/* "shared": the Redis tier's numbers (null without --redis), and "fleet". */
+static int shared_json(pc_buf *b) {
+  struct pc_shared_counters t;
+  int up;
+  if (!shared_sum(&t, &up)) return pc_buf_puts(b, ",\"shared\":null,\"fleet\":null");
+  int rc = pc_buf_printf(b, ",\"shared\":{\"up\":%s,\"ops\":{", up ? "true" : "false");
+  for (int k = 0; k < PC_SHARED_OPS && !rc; k++)
+    rc = pc_buf_printf(b, "%s\"%s\":%llu", k ? "," : "", pc_shared_op_names[k], (unsigned long long)t.ops[k]);
+  if (!rc)
+    rc = pc_buf_printf(
+        b,
+        "},\"hits\":%llu,\"misses\":%llu,\"errors\":%llu,\"timeouts\":%llu,\"corrupt\":%llu,\"too_big\":%llu,"
+        "\"busy\":%llu,\"reconnects\":%llu,\"commands\":%llu,\"command_errors\":%llu,\"moved\":%llu,\"ask\":%llu,\"leases_won\":%llu,"
+        "\"leases_held\":%llu,\"takeovers\":%llu,\"follows_cut\":%llu,\"purges_applied\":%llu,"
+        "\"purge_resets\":%llu,\"latency_ms\":{\"count\":%llu,\"sum_ms\":%.3f,\"p50\":%.3f,\"p99\":%.3f}}",
+        (unsigned long long)t.hits, (unsigned long long)t.misses, (unsigned long long)t.errors,
+        (unsigned long long)t.timeouts, (unsigned long long)GET(S.shared_corrupt), (unsigned long long)t.too_big,
+        (unsigned long long)t.busy, (unsigned long long)t.redis.reconnects, (unsigned long long)t.redis.commands,
+        (unsigned long long)t.redis.errors,
+        (unsigned long long)t.redis.moved, (unsigned long long)t.redis.ask, (unsigned long long)t.leases_won,
+        (unsigned long long)t.leases_held, (unsigned long long)t.takeovers, (unsigned long long)t.follows_cut,
+        (unsigned long long)t.purges_applied, (unsigned long long)t.purge_resets,
+        (unsigned long long)t.redis.latency_count, (double)t.redis.latency_us_sum / 1000.0, redis_pct(&t.redis, 0.5),
+        redis_pct(&t.redis, 0.99));
+  if (!rc) rc = pc_buf_puts(b, ",\"fleet\":");
+  pthread_mutex_lock(&S.shared_mu);
+  if (!rc) rc = S.fleet ? pc_buf_append(b, S.fleet, S.fleet_len) : pc_buf_puts(b, "null");
+  pthread_mutex_unlock(&S.shared_mu);
+  return rc;
+}
+
 int pc_stats_json(struct pc_cache *c, pc_buf *out) {
   size_t entries = 0, bytes = 0;
   struct totals life;
@@ -372,6 +508,7 @@ int pc_stats_json(struct pc_cache *c, pc_buf *out) {
     if (!rc) rc = pc_json_write_string(out, S.prices.as_of, strlen(S.prices.as_of));
     if (!rc) rc = pc_buf_putc(out, '}');
   }
+  if (!rc) rc = shared_json(out);
   if (!rc) rc = pc_buf_puts(out, ",\"lifetime\":");
   if (!rc) rc = totals_json(&life, out);
   return rc ? rc : pc_buf_puts(out, "}\n");
@@ -445,6 +582,65 @@ static int prom_rows(pc_buf *b) {
   return rc;
 }
 
+/* Hits by tier, and the Redis tier's counters (only with --redis). */
+static int prom_shared(pc_buf *b) {
+  uint64_t hits = GET(S.out[PC_OUT_HIT]), hs = GET(S.hit_shared);
+  int rc = pc_buf_printf(b,
+                         "# HELP promptcache_hits_total Cache hits by tier (local: LMDB, shared: Redis).\n"
+                         "# TYPE promptcache_hits_total counter\npromptcache_hits_total{tier=\"local\"} %llu\n"
+                         "promptcache_hits_total{tier=\"shared\"} %llu\n"
+                         "# HELP promptcache_fleet_coalesced_total Requests answered by following another node's "
+                         "upstream exchange.\n# TYPE promptcache_fleet_coalesced_total counter\n"
+                         "promptcache_fleet_coalesced_total %llu\n",
+                         (unsigned long long)(hits > hs ? hits - hs : 0), (unsigned long long)hs,
+                         (unsigned long long)GET(S.fleet_coalesced));
+  struct pc_shared_counters t;
+  int up;
+  if (rc || !shared_sum(&t, &up)) return rc;
+  rc = pc_buf_printf(b, "# HELP promptcache_redis_up Whether every Redis master is connected.\n"
+                        "# TYPE promptcache_redis_up gauge\npromptcache_redis_up %d\n"
+                        "# HELP promptcache_redis_ops_total Shared-tier operations started, by kind.\n"
+                        "# TYPE promptcache_redis_ops_total counter\n", up);
+  for (int k = 0; k < PC_SHARED_OPS && !rc; k++)
+    rc = pc_buf_printf(b, "promptcache_redis_ops_total{op=\"%s\"} %llu\n", pc_shared_op_names[k],
+                       (unsigned long long)t.ops[k]);
+  if (!rc)
+    rc = pc_buf_printf(
+        b,
+        "# HELP promptcache_redis_errors_total Shared-tier operations that failed (Redis down, slow or erring).\n"
+        "# TYPE promptcache_redis_errors_total counter\npromptcache_redis_errors_total %llu\n"
+        "# HELP promptcache_redis_timeouts_total Redis commands past --redis-timeout.\n"
+        "# TYPE promptcache_redis_timeouts_total counter\npromptcache_redis_timeouts_total %llu\n"
+        "# HELP promptcache_redis_reconnects_total Redis connections ready again after being lost.\n"
+        "# TYPE promptcache_redis_reconnects_total counter\npromptcache_redis_reconnects_total %llu\n"
+        "# HELP promptcache_shared_corrupt_total Shared values that failed verification (never served).\n"
+        "# TYPE promptcache_shared_corrupt_total counter\npromptcache_shared_corrupt_total %llu\n"
+        "# HELP promptcache_shared_lookups_total Shared-tier lookups by result.\n"
+        "# TYPE promptcache_shared_lookups_total counter\npromptcache_shared_lookups_total{result=\"hit\"} %llu\n"
+        "promptcache_shared_lookups_total{result=\"miss\"} %llu\n"
+        "# HELP promptcache_fleet_takeovers_total Leases of a dead leader taken over by this node.\n"
+        "# TYPE promptcache_fleet_takeovers_total counter\npromptcache_fleet_takeovers_total %llu\n"
+        "# HELP promptcache_redis_latency_seconds Redis command round trips.\n"
+        "# TYPE promptcache_redis_latency_seconds histogram\n",
+        (unsigned long long)t.errors, (unsigned long long)t.redis.timeouts,
+        (unsigned long long)t.redis.reconnects, (unsigned long long)GET(S.shared_corrupt), (unsigned long long)t.hits,
+        (unsigned long long)t.misses, (unsigned long long)t.takeovers);
+  uint64_t cum = 0;
+  for (int i = 0; i < PC_REDIS_LATENCY_BUCKETS - 1 && !rc; i++) {
+    cum += t.redis.latency_us_buckets[i];
+    rc = pc_buf_printf(b, "promptcache_redis_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                       (double)pc_redis_latency_bounds_us[i] / 1e6, (unsigned long long)cum);
+  }
+  cum += t.redis.latency_us_buckets[PC_REDIS_LATENCY_BUCKETS - 1];
+  if (!rc)
+    rc = pc_buf_printf(b,
+                       "promptcache_redis_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+                       "promptcache_redis_latency_seconds_sum %.6f\npromptcache_redis_latency_seconds_count %llu\n",
+                       (unsigned long long)cum, (double)t.redis.latency_us_sum / 1e6,
+                       (unsigned long long)t.redis.latency_count);
+  return rc;
+}
+
 int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
   size_t entries = 0, bytes = 0;
   if (c) pc_cache_count(c, &entries, &bytes);
@@ -488,5 +684,6 @@ int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
   if (!rc) rc = prom_hist(b, "promptcache_upstream_latency_seconds", "Upstream exchange duration.", &S.up);
   if (!rc) rc = prom_hist(b, "promptcache_hit_latency_seconds", "Time to serve a cache hit.", &S.hit);
   if (!rc) rc = prom_rows(b);
+  if (!rc) rc = prom_shared(b);
   return rc;
 }
