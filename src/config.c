@@ -114,8 +114,8 @@ static int check_url(const char *v, char **dst, char *err, size_t errlen, const 
     return fail(err, errlen, "invalid %s URL '%s': no query or fragment allowed", what, v);
   int rc = set_str(dst, v);
   if (rc) return rc;
-  size_t n = strlen(*dst);
-  while (n > 0 && (*dst)[n - 1] == '/' && (*dst)[n - 2] != '/') (*dst)[--n] = '\0';
+  size_t n = strlen(*dst), at = (size_t)(host - v); /* trailing slashes go, never into "scheme://" */
+  while (n > at && (*dst)[n - 1] == '/') (*dst)[--n] = '\0';
   return 0;
 }
 

@@ -291,18 +291,29 @@ out:
 }
 
 /* Read one line (without its "\n" or "\r\n") into `line`; 0 at EOF. */
+/* One line (without its end of line) into `line`. A NUL byte is refused
+ * (PC_EJSON): C string functions would end the line there and silently
+ * drop the rest. */
 static int read_line(FILE *f, pc_buf *line, int *got) {
   char chunk[64 * 1024];
+  size_t n = 0;
+  int c, nul = 0;
   pc_buf_reset(line);
   *got = 0;
-  while (fgets(chunk, sizeof chunk, f)) {
-    size_t n = strlen(chunk); /* a NUL byte in the file truncates: the JSON parse then fails */
+  while ((c = getc_unlocked(f)) != EOF) {
     *got = 1;
-    int rc = pc_buf_append(line, chunk, n);
-    if (rc) return rc;
-    if (n && chunk[n - 1] == '\n') break;
+    nul |= c == 0;
+    chunk[n++] = (char)c;
+    if (c == '\n' || n == sizeof chunk) {
+      int rc = pc_buf_append(line, chunk, n);
+      n = 0;
+      if (rc) return rc;
+      if (c == '\n') break;
+    }
   }
+  if (n && pc_buf_append(line, chunk, n)) return PC_ETOOBIG;
   if (ferror(f)) return PC_EIO;
+  if (nul) return PC_EJSON;
   while (line->len && (line->data[line->len - 1] == '\n' || line->data[line->len - 1] == '\r')) line->len--;
   if (line->data) line->data[line->len] = '\0';
   return 0;
@@ -345,6 +356,7 @@ static int stage_file(FILE *in, FILE *stage, const char *path, char *err, size_t
     line_free(&l);
   }
   if (rc == PC_ETOOBIG && !why[0]) snprintf(why, sizeof why, "line too long");
+  if (rc == PC_EJSON && !why[0]) snprintf(why, sizeof why, "a NUL byte in the line");
   if (rc) snprintf(err, errlen, "%s:%zu: %s", path, lineno, why[0] ? why : pc_strerror(rc));
   pc_buf_free(&line);
   pc_buf_free(&enc);

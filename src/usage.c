@@ -22,10 +22,15 @@
 #include "json.h"
 #include "stats.h"
 
+/* A token count as upstream sent it: negative or not a number is 0, too
+ * large for 64 bits (1e300, infinity) saturates (a cast would be undefined). */
 static uint64_t num(const struct pc_json *o, const char *ptr) {
   const struct pc_json *v = pc_json_at(o, ptr);
-  return v && v->type == PC_JSON_NUMBER && v->num > 0 ? (uint64_t)v->num : 0;
+  if (!v || v->type != PC_JSON_NUMBER || !(v->num > 0)) return 0;
+  return v->num >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)v->num;
 }
+
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 static void take(uint64_t *dst, uint64_t v) {
   if (v > *dst) *dst = v;
@@ -43,7 +48,7 @@ static void from_doc(const struct pc_json *r, struct pc_usage *u) {
     u->present = 1;
     uint64_t cache_read = num(usage, "/cache_read_input_tokens"), cache_write = num(usage, "/cache_creation_input_tokens");
     take(&u->input, num(usage, "/prompt_tokens"));
-    take(&u->input, num(usage, "/input_tokens") + cache_read + cache_write);
+    take(&u->input, add_sat(add_sat(num(usage, "/input_tokens"), cache_read), cache_write));
     take(&u->output, num(usage, "/completion_tokens"));
     take(&u->output, num(usage, "/output_tokens"));
     take(&u->cached_input, num(usage, "/prompt_tokens_details/cached_tokens"));

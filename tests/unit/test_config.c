@@ -122,3 +122,14 @@ Test(config, routes_longest_prefix_wins_and_is_stripped) {
   cr_expect_not(pc_route_cacheable(&c, "/v1/models", 10));
   pc_config_free(&c);
 }
+
+Test(config, upstream_trailing_slashes_are_dropped_but_never_the_scheme) {
+  struct pc_config c;
+  char err[256];
+  cr_assert_eq(parse(&c, err, "--upstream", "http://127.0.0.1:1//", NULL, NULL), 0, "%s", err);
+  cr_expect_str_eq(c.upstream, "http://127.0.0.1:1");
+  pc_config_free(&c);
+  cr_assert_eq(parse(&c, err, "--upstream", "https://h/base///", NULL, NULL), 0, "%s", err);
+  cr_expect_str_eq(c.upstream, "https://h/base");
+  pc_config_free(&c);
+}

@@ -495,3 +495,30 @@ Test(export, lines_sorted_by_exported_key_one_per_key) {
   free(t);
   pc_cache_close(c);
 }
+
+Test(export, a_nul_byte_in_a_line_is_refused_not_cut_off) {
+  pc_cache *a = open_db("a");
+  fill(a);
+  size_t len, n = 0;
+  char *text = export_ok(a, &len), path[256], err[512];
+  char *nl = strchr(text, '\n');
+  cr_assert_not_null(nl);
+  /* line 1, then a NUL and garbage on the same line */
+  size_t first = (size_t)(nl - text);
+  char *bad = malloc(first + 16);
+  memcpy(bad, text, first);
+  memcpy(bad + first, "\0garbage\n", 9);
+  in_dir(path, sizeof path, "nul.jsonl");
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  cr_assert_eq(fwrite(bad, 1, first + 9, f), first + 9);
+  cr_assert_eq(fclose(f), 0);
+  pc_cache *b = open_db("b");
+  cr_assert_neq(pc_import_file(b, path, &n, err, sizeof err), 0, "a line with a NUL byte was imported");
+  cr_expect(strstr(err, "NUL") != NULL, "%s", err);
+  cr_expect_eq(count_entries(b), 0);
+  free(bad);
+  free(text);
+  pc_cache_close(a);
+  pc_cache_close(b);
+}

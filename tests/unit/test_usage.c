@@ -92,3 +92,13 @@ Test(usage, stored_form_round_trips) {
   cr_expect_eq(back.input, 5);
   pc_buf_free(&b);
 }
+
+Test(usage, counts_too_large_for_64_bits_saturate) {
+  struct pc_usage u;
+  pc_usage_from_body(S("{\"usage\":{\"prompt_tokens\":1e300,\"completion_tokens\":-5}}"), 0, &u);
+  cr_expect_eq(u.input, UINT64_MAX);
+  cr_expect_eq(u.output, 0);
+  pc_usage_from_body(S("{\"type\":\"message\",\"usage\":{\"input_tokens\":1.8e19,\"cache_read_input_tokens\":1e19,"
+                       "\"output_tokens\":1}}"), 0, &u);
+  cr_expect_eq(u.input, UINT64_MAX, "the sum saturates too");
+}
