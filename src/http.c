@@ -69,7 +69,16 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n) {
 static int cb_header_field_complete(llhttp_t *p) {
   struct pc_http *h = from_parser(p);
   if (h->headers_done) return 0;
+  if (h->req->nh >= PC_MAX_HEADERS) {
+    h->error_status = 431;
+    return -1;
+  }
+  if (header_slot(h->req)) return -1;
   struct pc_header *hd = &h->req->h[h->req->nh];
+  if (hd->nlen == 0) { /* ": value" (llhttp lets it through): no field has an empty name */
+    h->error_status = 400;
+    return -1;
+  }
   if (pc_buf_putc(&h->req->hbuf, '\0')) return -1;
   hd->value = (uint32_t)h->req->hbuf.len;
   hd->vlen = 0;

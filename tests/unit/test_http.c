@@ -118,3 +118,12 @@ Test(http, expect_continue_is_flagged_for_the_transport) {
   cr_expect(p.h.in_message);
   fini(&p);
 }
+
+Test(http, a_field_with_an_empty_name_is_refused) {
+  struct parsed p;
+  size_t used;
+  init(&p, 1 << 20);
+  cr_assert_eq(feed(&p, "GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", &used), PC_HTTP_ERROR);
+  cr_expect_eq(p.h.error_status, 400);
+  fini(&p);
+}
