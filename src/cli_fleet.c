@@ -46,7 +46,14 @@ static int job_open(struct job *j, const struct pc_cli_redis *r, const char *cmd
     fprintf(stderr, "promptcache %s: invalid --redis settings: %s\n", cmd, pc_strerror(rc));
     return 2;
   }
-  if (pc_redis_wait_ready(pc_shared_redis(j->s), CLI_CONNECT_MS)) {
+  /* a refused connection or a wrong password does not get better by waiting:
+   * past the first second, a known error ends the wait */
+  int ready = 0;
+  for (int waited = 0; !ready && waited < CLI_CONNECT_MS; waited += 250) {
+    ready = !pc_redis_wait_ready(pc_shared_redis(j->s), 250);
+    if (!ready && waited >= 750 && pc_redis_last_error(pc_shared_redis(j->s))[0]) break;
+  }
+  if (!ready) {
     fprintf(stderr, "promptcache %s: cannot reach Redis: %s\n", cmd, pc_redis_last_error(pc_shared_redis(j->s)));
     return 1;
   }
