@@ -21,6 +21,7 @@ import crypto from 'node:crypto';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setup, request, chat, sleep, HEX32, BIN, childEnv } from './lib/setup.mjs';
+import { startRedis } from './lib/redis.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -822,7 +823,35 @@ test('the dashboard, loaded in headless Chromium, shows the numbers of /_promptc
   for (const o of ['hit', 'miss', 'coalesced', 'bypass']) assertIntStat(ids, `bar-${o}`, tot[o]);
   // the hit-ratio chart drew a line
   assert.match(html, /<svg[^>]*id="ratio-chart"[\s\S]*?<path[^>]* d="M/, 'the hit-ratio chart has a line');
+  // without --redis: no tiers, no fleet panels
+  assert.ok('hidden' in ids.get('fleet-panels').attrs, 'the fleet panels are hidden without --redis');
+  assert.ok('hidden' in ids.get('hits-tiers').attrs, 'hits by tier are hidden without --redis');
 
+});
+
+test('with --redis the dashboard shows hits by tier, the shared tier and the fleet totals', async (t) => {
+  needTool('chromium');
+  const r = await startRedis(t);
+  const { proxy } = await setup(t, { args: ['--redis', r.url] });
+  assert.equal((await chat(proxy, 'dashboard tiers')).status, 200);
+  const hit = await chat(proxy, 'dashboard tiers');
+  assert.equal(hit.headers['x-promptcache-status'], 'HIT');
+  assert.equal(hit.headers['x-promptcache-tier'], 'local');
+  let s;
+  for (const deadline = Date.now() + 10000; Date.now() < deadline; await sleep(200)) {
+    s = await getStats(proxy);
+    if (s.shared && s.shared.up && s.fleet && s.shared.ops.put >= 1) break;
+  }
+  assert.ok(s.shared && s.shared.up && s.fleet, `shared tier up and fleet totals read: ${JSON.stringify(s.shared)} ${JSON.stringify(s.fleet)}`);
+  const ids = domIds(await dumpDom(t, `${proxy.url}/_promptcache/`));
+  assert.ok(!('hidden' in ids.get('fleet-panels').attrs), 'the fleet panels are shown');
+  assert.ok(!('hidden' in ids.get('hits-tiers').attrs), 'hits by tier are shown');
+  assertIntStat(ids, 'stat-hits-local', s.totals.hits_local);
+  assertIntStat(ids, 'stat-hits-shared', s.totals.hits_shared);
+  assert.equal(ids.get('shared-state').text, 'up');
+  assertIntStat(ids, 'sh-puts', s.shared.ops.put);
+  assertIntStat(ids, 'sh-corrupt', 0);
+  assertIntStat(ids, 'fl-nodes', 1);
 });
 
 test('the dashboard asks for the admin token on 401 and sends it as Bearer once given', async (t) => {
