@@ -19,6 +19,7 @@
 struct pc_canon_info {
   int is_object;    /* top-level value is an object */
   int stream;       /* top-level "stream" member is literally true */
+  int stream_field; /* that member: 1 true, 0 false, -1 absent or not a boolean */
   char model[128];  /* top-level "model" string (truncated, NUL-terminated), "" if absent */
 };
 

@@ -17,10 +17,20 @@ struct pc_listen {
   int port;
 };
 
+struct pc_awscred;
+
+/* What an upstream speaks (`,api=FAMILY[,region=REGION]` after its URL). */
+struct pc_api {
+  int family;               /* enum pc_family_id (family.h); 0: the default family */
+  char *region;             /* Bedrock: the signing region; NULL: from the URL or the AWS environment */
+  struct pc_awscred *aws;   /* Bedrock: the credentials upstream requests are signed with */
+};
+
 struct pc_route {
   char *prefix; /* "/anthropic", no trailing slash */
   size_t prefix_len;
   char *url; /* upstream base URL, no trailing slash */
+  struct pc_api api;
 };
 
 struct pc_strlist {
@@ -32,6 +42,7 @@ struct pc_config {
   struct pc_listen listen[PC_MAX_LISTEN];
   size_t n_listen;
   char *upstream; /* default upstream base URL, no trailing slash */
+  struct pc_api upstream_api;
   struct pc_route *routes;
   size_t n_routes;
   char *db;
@@ -40,7 +51,7 @@ struct pc_config {
   int64_t ttl_ms;
   enum pc_scope key_scope;
   struct pc_strlist ignore_fields;
-  struct pc_strlist cache_paths; /* globs; the default list when none given */
+  struct pc_strlist cache_paths; /* --cache-path globs for every route; none: each route's family's list */
   size_t max_body;
   size_t max_buffered; /* 0: the default (server.c) */
   size_t memo_size;    /* bytes of raw requests all loops together may remember */

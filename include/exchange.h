@@ -65,10 +65,10 @@ struct pc_flow {
 };
 
 /* The request headers the flow reads, found in one pass over the request
- * (proxy.c index_headers): namespace and controls, Connection, then the
- * credential headers and the key headers in the order of their tables
- * (policy.h, key.h), so the memo, the fingerprint and the key read the
- * same values. */
+ * (proxy.c index_headers): namespace and controls, Connection, then every
+ * family's credential headers and key headers (proxy.c, key.h), so the
+ * memo, the fingerprint and the key read the same values; the route's
+ * family says which of them count. */
 enum {
   PC_H_NAMESPACE,
   PC_H_CACHE_CONTROL,
@@ -76,8 +76,8 @@ enum {
   PC_H_PACING,
   PC_H_CONNECTION,
   PC_H_CRED0,
-  PC_H_KEY0 = PC_H_CRED0 + 4,
-  PC_H_N = PC_H_KEY0 + PC_KEY_N_HEADERS
+  PC_H_KEY0 = PC_H_CRED0 + 5, /* every family's credential headers (proxy.c) */
+  PC_H_N = PC_H_KEY0 + PC_KEY_N_ALL
 };
 
 struct pc_hdrs {

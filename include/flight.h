@@ -60,7 +60,8 @@ struct pc_flight_req {
   int store;                     /* store a complete 200 in the cache */
   int coalesce;                  /* identical requests may join this exchange */
   int stream;                    /* the request asked for a stream */
-  enum pc_sse_terminal terminal; /* a stored stream must contain this event */
+  enum pc_sse_terminal terminal; /* a stored stream must contain this event (the default family) */
+  const struct pc_api *api;      /* the route's API (family.h): completeness, usage, Bedrock signing */
   struct pc_key key;
   pc_buf material; /* key material (canonical request), kept in the entry */
   char *ns, *route, *path, *model; /* malloc'd (NULL = ""), for the entry */

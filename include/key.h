@@ -7,7 +7,10 @@
  * each written as "<name>=<decimal length>:<bytes>\n", in this order:
  *   route, method, path (query parameters sorted, credentials removed),
  *   namespace, credential (fingerprint hex or empty), anthropic-version,
- *   anthropic-beta, openai-beta, openai-organization, openai-project,
+ *   anthropic-beta, openai-beta, openai-organization, openai-project
+ *   (always present, empty when absent or not keyed by the route's family),
+ *   then the other key headers of pc_key_headers (Bedrock's), each only
+ *   when its value is not empty, in that order,
  * then "body=<length>:" and the canonical JSON body. Length prefixes make the
  * encoding unambiguous whatever bytes a field holds. */
 #ifndef PC_KEY_H
@@ -25,9 +28,13 @@ struct pc_key {
   uint8_t b[16];
 };
 
-/* Headers whose values enter the key, in key order. */
+/* Headers whose values may enter the key, in key order: every family's
+ * (family.h says which a route keys on). The first PC_KEY_N_HEADERS are
+ * always in the material; the others only when not empty, so that keys of
+ * routes that never use them stay what they were. */
 #define PC_KEY_N_HEADERS 5
-extern const char *const pc_key_headers[PC_KEY_N_HEADERS];
+#define PC_KEY_N_ALL 11
+extern const char *const pc_key_headers[PC_KEY_N_ALL];
 
 struct pc_key_input {
   const char *route;
@@ -37,7 +44,8 @@ struct pc_key_input {
   const char *query; /* raw query string without '?', or NULL */
   const char *ns;    /* namespace or "" */
   const char *cred_fp_hex; /* "" when the key scope is shared */
-  const char *headers[PC_KEY_N_HEADERS]; /* values or NULL */
+  const char *headers[PC_KEY_N_ALL]; /* values or NULL, by pc_key_headers */
+  int family; /* the route's (family.h): which query parameters are credentials */
   const char *body; /* canonical JSON */
   size_t body_len;
 };
@@ -49,10 +57,11 @@ void pc_key_hex(const struct pc_key *k, char out[PC_KEY_HEX_LEN + 1]);
 int pc_key_from_hex(const char *hex, struct pc_key *out);
 
 /* Query string with parameters sorted by name (byte order; a repeated name
- * keeps its values in their order) and credential parameters (policy.h)
- * removed; appended to out. The removed credential parameters are appended
- * to `cred` (when not NULL), '&'-separated, in their order. */
-int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred);
+ * keeps its values in their order) and credential parameters removed (the
+ * default family: policy.h's list; another: family.h's); appended to out.
+ * The removed credential parameters are appended to `cred` (when not NULL),
+ * '&'-separated, in their order. */
+int pc_key_sort_query(const char *query, int family, pc_buf *out, pc_buf *cred);
 
 /* Keyed fingerprint of a credential: HMAC-SHA256(secret, value) truncated to
  * 16 bytes, as 32 hex digits. The raw value is never stored anywhere. */

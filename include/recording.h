@@ -12,7 +12,7 @@
 
 #define PC_REC_TIME_LEN 80
 #define PC_REC_FIELD_MAX ((size_t)64 * 1024) /* route, method, path, namespace, header values */
-#define PC_REC_N_FIELDS (4 + PC_KEY_N_HEADERS)
+#define PC_REC_N_FIELDS (4 + PC_KEY_N_ALL)
 
 /* The request part of the key material as NUL-terminated strings: route,
  * method, path (with its sorted query), namespace, the key headers. */
@@ -30,7 +30,8 @@ void pc_rec_fields_free(struct pc_rec_fields *r);
 int pc_rec_field_set(struct pc_rec_fields *r, int i, const char *p, size_t n);
 /* The key material with an empty credential: the key an imported entry has. */
 int pc_rec_material_build(const struct pc_rec_fields *r, pc_buf *out);
-/* Split a stored key material into fields (every field must be present). */
+/* Split a stored key material into fields (every field must be present but
+ * the optional key headers). */
 int pc_rec_fields_from_material(const struct pc_slice *m, struct pc_rec_fields *r);
 
 /* A JSON string of n bytes; invalid UTF-8 sequences become U+FFFD. */

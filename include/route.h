@@ -13,11 +13,14 @@ struct pc_route_match {
   const char *path;     /* path after prefix stripping, points into the target; "" means "/" */
   size_t path_len;      /* up to, not including, '?' */
   const char *query;    /* after '?', or NULL */
+  const struct pc_api *api; /* what the upstream speaks (family, Bedrock signing) */
 };
 
 /* Match `target` (origin-form request target, "/v1/chat?x=1"). */
 void pc_route_match(const struct pc_config *cfg, const char *target, struct pc_route_match *m);
-/* Whether a POST to this path is cacheable (against cfg->cache_paths globs). */
-int pc_route_cacheable(const struct pc_config *cfg, const char *path, size_t path_len);
+/* Whether a POST to this path of the matched route is cacheable: against
+ * the --cache-path globs if any were given, else the route's family's list
+ * (family.h). */
+int pc_route_cacheable(const struct pc_config *cfg, const struct pc_route_match *m);
 
 #endif

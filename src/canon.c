@@ -845,6 +845,7 @@ static int fill_info(const struct parser *ps, struct pc_canon_info *info) {
     const struct node *key = &ps->nodes[k], *val = &ps->nodes[k + 1];
     if (key_is(ps, key, "stream", 6)) {
       info->stream = val->type == T_TRUE;
+      info->stream_field = val->type == T_TRUE ? 1 : val->type == T_FALSE ? 0 : -1;
     } else if (key_is(ps, key, "model", 5) && val->type == T_STR) {
       int rc = copy_model(ps, val, info->model, sizeof info->model);
       if (rc) return rc;
@@ -1073,7 +1074,10 @@ static int parser_init(struct parser *ps, const char *in, size_t len) {
 
 int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore,
                   pc_buf *out, struct pc_canon_info *info) {
-  if (info) memset(info, 0, sizeof *info);
+  if (info) {
+    memset(info, 0, sizeof *info);
+    info->stream_field = -1;
+  }
   if (!out || (!in && len)) return PC_EINVAL;
   if (len >= UINT32_MAX) return PC_ETOOBIG; /* offsets in nodes are 32-bit */
   struct parser ps;

@@ -745,7 +745,7 @@ static void print_request(const struct pc_entry *e) {
   printf("  %-11s%s\n", "credential", scoped ? "(scoped)" : "(shared)");
   puts("  headers");
   int shown = 0;
-  for (int i = 0; i < PC_KEY_N_HEADERS; i++) {
+  for (int i = 0; i < PC_KEY_N_ALL; i++) {
     if (pc_key_material_field(e->request.p, e->request.n, pc_key_headers[i], &p, &n) || n == 0) continue;
     printf("    %s: ", pc_key_headers[i]);
     print_text(p, n);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "awscred.h"
 #include "error.h"
+#include "family.h"
 #include "redis.h"
 
 typedef int (*opt_fn)(struct pc_config *c, const char *v, char *err, size_t errlen);
@@ -22,10 +24,6 @@ struct opt {
   int repeatable;
   opt_fn fn;
 };
-
-static const char *const default_cache_paths[] = {
-    "*/chat/completions", "*/completions", "*/embeddings", "*/messages", "*/responses",
-    "*/moderations",      "*/rerank",      "*:generateContent", "*:streamGenerateContent"};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -148,8 +146,41 @@ static int opt_listen(struct pc_config *c, const char *v, char *err, size_t errl
   return 0;
 }
 
+/* "URL[,api=FAMILY][,region=REGION]": the URL and what it speaks. */
+static int url_and_api(const char *v, char **url, struct pc_api *api, char *err, size_t errlen, const char *what) {
+  const char *opts = v;
+  while ((opts = strchr(opts, ',')) && strncmp(opts + 1, "api=", 4) && strncmp(opts + 1, "region=", 7)) opts++;
+  char *u = opts ? strndup(v, (size_t)(opts - v)) : strdup(v);
+  if (!u) return PC_ENOMEM;
+  int rc = check_url(u, url, err, errlen, what);
+  free(u);
+  while (!rc && opts) {
+    const char *o = opts + 1, *next = strchr(o, ',');
+    size_t n = next ? (size_t)(next - o) : strlen(o);
+    char *val = NULL;
+    if (n > 4 && !strncmp(o, "api=", 4) && (val = strndup(o + 4, n - 4))) {
+      enum pc_family_id f;
+      if (pc_family_parse(val, &f))
+        rc = fail(err, errlen, "invalid %s '%s': unknown api '%s' (openai, anthropic, gemini, azure, ollama, tgi, "
+                  "llamacpp, bedrock)", what, v, val);
+      else api->family = (int)f;
+    } else if (n > 7 && !strncmp(o, "region=", 7) && (val = strndup(o + 7, n - 7))) {
+      free(api->region);
+      api->region = val;
+      val = NULL;
+    } else {
+      rc = fail(err, errlen, "invalid %s '%s': after the URL only ,api=FAMILY and ,region=REGION", what, v);
+    }
+    free(val);
+    opts = next;
+  }
+  return rc;
+}
+
 static int opt_upstream(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  return check_url(v, &c->upstream, err, errlen, "--upstream");
+  free(c->upstream_api.region);
+  memset(&c->upstream_api, 0, sizeof c->upstream_api);
+  return url_and_api(v, &c->upstream, &c->upstream_api, err, errlen, "--upstream");
 }
 
 static int opt_route(struct pc_config *c, const char *v, char *err, size_t errlen) {
@@ -166,10 +197,11 @@ static int opt_route(struct pc_config *c, const char *v, char *err, size_t errle
   r->prefix = strndup(v, plen);
   if (!r->prefix) return PC_ENOMEM;
   r->prefix_len = plen;
-  int rc = check_url(eq + 1, &r->url, err, errlen, "--route");
+  int rc = url_and_api(eq + 1, &r->url, &r->api, err, errlen, "--route");
   if (rc) {
     free(r->prefix);
     free(r->url);
+    free(r->api.region);
     return rc;
   }
   c->n_routes++;
@@ -393,6 +425,13 @@ static const struct opt opts[] = {
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
 /* Clears what a repeatable option accumulated, so flags replace env values. */
+static void api_free(struct pc_api *a) {
+  free(a->region);
+  if (a->aws) pc_awscred_free(a->aws);
+  free(a->aws);
+  memset(a, 0, sizeof *a);
+}
+
 static void clear_list(struct pc_config *c, const struct opt *o) {
   if (o->fn == opt_listen) c->n_listen = 0;
   else if (o->fn == opt_ignore_field) strlist_clear(&c->ignore_fields);
@@ -403,6 +442,7 @@ static void clear_list(struct pc_config *c, const struct opt *o) {
     for (size_t i = 0; i < c->n_routes; i++) {
       free(c->routes[i].prefix);
       free(c->routes[i].url);
+      api_free(&c->routes[i].api);
     }
     c->n_routes = 0;
   }
@@ -486,6 +526,42 @@ static int apply_flags(struct pc_config *c, int argc, char **argv, int *scope_se
   return 0;
 }
 
+/* The signing region in a Bedrock endpoint's host name:
+ * bedrock-runtime[-fips].REGION.amazonaws.com[.cn]. */
+static char *region_of_url(const char *url) {
+  const char *h = strstr(url, "://");
+  h = h ? h + 3 : url;
+  const char *end = h + strcspn(h, "/:");
+  for (const char *pre = "bedrock-runtime."; pre;) {
+    size_t pl = strlen(pre);
+    if ((size_t)(end - h) > pl && !strncmp(h, pre, pl)) {
+      const char *r = h + pl, *dot = memchr(r, '.', (size_t)(end - r));
+      if (dot && dot > r && !strncmp(dot, ".amazonaws.com", 14)) return strndup(r, (size_t)(dot - r));
+    }
+    pre = strcmp(pre, "bedrock-runtime.") ? NULL : "bedrock-runtime-fips.";
+  }
+  return NULL;
+}
+
+/* A Bedrock upstream signs every request with the proxy's own AWS
+ * credentials (the client's signature is for the proxy's host, not
+ * upstream's), so they must be found at start. */
+static int api_finish(struct pc_api *a, const char *url, const char *what, char *err, size_t errlen) {
+  if (a->family != PC_FAMILY_BEDROCK) return 0;
+  a->aws = calloc(1, sizeof *a->aws);
+  if (!a->aws) return PC_ENOMEM;
+  int rc = pc_awscred_load(a->aws, NULL);
+  if (rc == PC_ENOTFOUND)
+    return fail(err, errlen, "%s (api=bedrock) needs AWS credentials to sign upstream requests: set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials", what);
+  if (rc) return fail(err, errlen, "%s (api=bedrock): cannot read AWS credentials: %s", what, pc_strerror(rc));
+  if (!a->region) a->region = region_of_url(url);
+  if (!a->region && a->aws->region && !(a->region = strdup(a->aws->region))) return PC_ENOMEM;
+  if (!a->region)
+    return fail(err, errlen, "%s (api=bedrock) needs a region: add ,region=REGION or set AWS_REGION", what);
+  return 0;
+}
+
 static int finish(struct pc_config *c, int scope_set, char *err, size_t errlen) {
   int rc = 0;
   if (c->n_listen == 0) {
@@ -496,11 +572,15 @@ static int finish(struct pc_config *c, int scope_set, char *err, size_t errlen) 
   if (!c->upstream) rc = set_str(&c->upstream, "https://api.openai.com");
   if (!rc && !c->db) rc = set_str(&c->db, "./promptcache.db");
   if (!rc && !c->redis_prefix) rc = set_str(&c->redis_prefix, "pc:");
-  size_t n_default = c->cache_paths.n ? 0 : sizeof default_cache_paths / sizeof *default_cache_paths;
-  for (size_t i = 0; !rc && i < n_default; i++) rc = strlist_add(&c->cache_paths, default_cache_paths[i]);
   if (!scope_set && (c->mode == PC_MODE_RECORD || c->mode == PC_MODE_REPLAY)) c->key_scope = PC_SCOPE_SHARED;
   if (!rc && c->max_buffered && c->max_buffered < c->max_body)
     return fail(err, errlen, "invalid --max-buffered: it must hold at least one body of --max-body");
+  if (!rc) rc = api_finish(&c->upstream_api, c->upstream, "--upstream", err, errlen);
+  for (size_t i = 0; !rc && i < c->n_routes; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "route '%.64s'", c->routes[i].prefix);
+    rc = api_finish(&c->routes[i].api, c->routes[i].url, what, err, errlen);
+  }
   return rc;
 }
 
@@ -518,9 +598,11 @@ int pc_config_parse(struct pc_config *c, int argc, char **argv, char *err, size_
 
 void pc_config_free(struct pc_config *c) {
   free(c->upstream);
+  api_free(&c->upstream_api);
   for (size_t i = 0; i < c->n_routes; i++) {
     free(c->routes[i].prefix);
     free(c->routes[i].url);
+    api_free(&c->routes[i].api);
   }
   free(c->routes);
   free(c->db);
@@ -550,8 +632,11 @@ void pc_config_usage(void *file) {
         "serve options (each also read from PROMPTCACHE_<NAME>, e.g. PROMPTCACHE_KEY_SCOPE;\n"
         "repeatable ones take a comma-separated list there; flags win over the environment):\n"
         "  --listen ADDR:PORT        where clients connect (repeatable; [::1]:8080 for IPv6) [127.0.0.1:8080]\n"
-        "  --upstream URL            default upstream [https://api.openai.com]\n"
-        "  --route PREFIX=URL        repeatable; longest matching path prefix wins and is stripped\n"
+        "  --upstream URL[,api=F]    default upstream [https://api.openai.com]\n"
+        "  --route PREFIX=URL[,api=F][,region=R]\n"
+        "                            repeatable; longest matching path prefix wins and is stripped; api= names\n"
+        "                            the API family it speaks: openai, anthropic, gemini, azure, ollama, tgi,\n"
+        "                            llamacpp, bedrock (signed with the AWS credentials of the environment)\n"
         "  --db PATH                 LMDB environment directory [./promptcache.db]\n"
         "  --max-size SIZE           cache size bound [1GiB]\n"
         "  --mode MODE               readwrite|readonly|record|replay|off [readwrite]\n"

@@ -250,7 +250,7 @@ static int put_request(pc_buf *out, const struct view *v) {
   if (!rc) rc = put_str_member(out, "path", v->req.f[PC_REC_F_PATH], strlen(v->req.f[PC_REC_F_PATH]));
   if (!rc) rc = pc_buf_puts(out, ",\"headers\":{");
   int first = 1;
-  for (int i = 0; i < PC_KEY_N_HEADERS && !rc; i++) {
+  for (int i = 0; i < PC_KEY_N_ALL && !rc; i++) {
     const char *val = v->req.f[PC_REC_F_HDR0 + i];
     if (!*val) continue;
     if (!first) rc = pc_buf_putc(out, ',');

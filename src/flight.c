@@ -42,6 +42,7 @@
 #include "clock.h"
 #include "entry.h"
 #include "error.h"
+#include "family.h"
 #include "json.h"
 #include "log.h"
 #include "policy.h"
@@ -363,8 +364,36 @@ static int labelled_json(const pc_buf *head) {
  * APIs without one, when its body ended where the protocol said (a body
  * delimited by the connection's close looks the same cut or whole). An
  * answer labelled JSON must parse (json_ok: the usage pass parsed it). */
+/* The answer as family.h sees it. */
+static void family_response(const struct pc_flight *f, int delimited, struct pc_family_response *r) {
+  const char *ct = f->store_head.data ? strcasestr(f->store_head.data, "content-type:") : NULL;
+  size_t ctlen = 0;
+  if (ct) {
+    ct += 13;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    ctlen = strcspn(ct, "\r\n");
+  }
+  *r = (struct pc_family_response){.path = f->req.path ? f->req.path : "",
+                                   .path_len = f->req.path ? strlen(f->req.path) : 0,
+                                   .streamed = f->req.stream,
+                                   .content_type = ct,
+                                   .ctlen = ctlen,
+                                   .headers = f->client_head.data,
+                                   .hlen = f->client_head.len,
+                                   .body = f->record.data,
+                                   .n = f->record.len,
+                                   .clean_end = delimited};
+}
+
+static int family_of(const struct pc_flight *f) { return f->req.api ? f->req.api->family : PC_FAMILY_DEFAULT; }
+
 static int storable(const struct pc_flight *f, int delimited, int json_ok) {
   if (f->status != 200 || !f->req.store || f->over_limit) return 0;
+  if (family_of(f) != PC_FAMILY_DEFAULT) { /* the family says when its answers are whole */
+    struct pc_family_response r;
+    family_response(f, delimited, &r);
+    return pc_family_complete((enum pc_family_id)family_of(f), &r);
+  }
   if (f->req.stream && f->req.terminal != PC_SSE_NONE)
     return pc_sse_complete(f->req.terminal, f->record.data ? f->record.data : "", f->record.len);
   if (!delimited) return 0;
@@ -415,6 +444,15 @@ static int store(struct pc_flight *f) {
 static int read_usage(struct pc_flight *f, int rc, int followers) {
   if (rc || f->status != 200 || f->over_limit || !(f->req.store || followers)) return 1;
   struct pc_usage u;
+  if (family_of(f) != PC_FAMILY_DEFAULT) { /* completeness is the family's to judge (storable) */
+    struct pc_family_response r;
+    family_response(f, 1, &r);
+    pc_family_usage((enum pc_family_id)family_of(f), &r, &u);
+    lock(f);
+    f->usage = u;
+    unlock(f);
+    return 1;
+  }
   int sse = f->req.stream || is_event_stream(&f->client_head);
   int json_ok = pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len, sse, &u) == 0;
   lock(f);
@@ -549,7 +587,8 @@ static void fetch_start(struct pc_flight *f) {
                             .headers = f->req.headers,
                             .body = f->req.body.data,
                             .body_len = f->req.body.len,
-                            .has_body = f->req.body.len > 0};
+                            .has_body = f->req.body.len > 0,
+                            .sign = f->req.api && f->req.api->aws ? f->req.api : NULL};
   f->fetch = pc_upstream_fetch(f->fl->up, &fr, &fetch_ops, f);
   f->req.headers = fr.headers; /* NULL: the fetch owns them now */
   if (!f->fetch) {

@@ -96,7 +96,7 @@ static int str_field(struct line_in *l, const struct pc_json *obj, const char *n
 }
 
 static int key_header_index(const char *name) {
-  for (int i = 0; i < PC_KEY_N_HEADERS; i++)
+  for (int i = 0; i < PC_KEY_N_ALL; i++)
     if (!strcmp(name, pc_key_headers[i])) return i;
   return -1;
 }
@@ -105,14 +105,15 @@ static int request_headers(struct line_in *l, const struct pc_json *h) {
   int rc = 0;
   for (size_t i = 0; i < h->len && !rc; i++) {
     int k = key_header_index(h->keys[i]);
-    if (k < 0) return bad(l, "not a key header (only anthropic-version, anthropic-beta, openai-beta, "
-                             "openai-organization and openai-project are kept)", h->keys[i]);
+    if (k < 0) return bad(l, "not a key header (see pc_key_headers: anthropic-version, anthropic-beta, "
+                             "openai-beta, openai-organization, openai-project, Bedrock's x-amzn-bedrock-* "
+                             "and accept)", h->keys[i]);
     if (h->kids[i].type != PC_JSON_STRING) return bad(l, "must be a string", h->keys[i]);
     if (l->req.f[PC_REC_F_HDR0 + k]) return bad(l, "given twice", h->keys[i]);
     if (strlen(h->kids[i].str) != h->kids[i].len) return bad(l, "holds a NUL character", h->keys[i]);
     rc = pc_rec_field_set(&l->req, PC_REC_F_HDR0 + k, h->kids[i].str, h->kids[i].len);
   }
-  for (int i = 0; i < PC_KEY_N_HEADERS && !rc; i++)
+  for (int i = 0; i < PC_KEY_N_ALL && !rc; i++)
     if (!l->req.f[PC_REC_F_HDR0 + i]) rc = pc_rec_field_set(&l->req, PC_REC_F_HDR0 + i, "", 0);
   return rc;
 }

@@ -10,10 +10,21 @@
 #include <xxhash.h>
 
 #include "error.h"
+#include "family.h"
 #include "policy.h"
 
-const char *const pc_key_headers[PC_KEY_N_HEADERS] = {"anthropic-version", "anthropic-beta", "openai-beta",
-                                                      "openai-organization", "openai-project"};
+const char *const pc_key_headers[PC_KEY_N_ALL] = {"anthropic-version",
+                                                  "anthropic-beta",
+                                                  "openai-beta",
+                                                  "openai-organization",
+                                                  "openai-project",
+                                                  /* Bedrock InvokeModel's options (family.c) */
+                                                  "x-amzn-bedrock-guardrailidentifier",
+                                                  "x-amzn-bedrock-guardrailversion",
+                                                  "x-amzn-bedrock-trace",
+                                                  "x-amzn-bedrock-performanceconfig-latency",
+                                                  "x-amzn-bedrock-service-tier",
+                                                  "accept"};
 
 static int field(pc_buf *out, const char *name, const char *v, size_t n) {
   int rc = pc_buf_puts(out, name);
@@ -42,7 +53,11 @@ static int cmp_param(const void *a, const void *b) {
   return (x->index > y->index) - (x->index < y->index);
 }
 
-int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred) {
+static int credential_param(int family, const char *p, size_t n) {
+  return family ? pc_family_is_credential_param((enum pc_family_id)family, p, n) : pc_policy_credential_param(p, n);
+}
+
+int pc_key_sort_query(const char *query, int family, pc_buf *out, pc_buf *cred) {
   struct param params[256];
   size_t np = 0;
   int rc = 0;
@@ -50,7 +65,7 @@ int pc_key_sort_query(const char *query, pc_buf *out, pc_buf *cred) {
     const char *amp = strchr(p, '&');
     size_t n = amp ? (size_t)(amp - p) : strlen(p);
     size_t nl = pc_policy_param_name_len(p, n);
-    if (n && pc_policy_credential_param(p, nl)) {
+    if (n && credential_param(family, p, nl)) {
       /* all of them, in order: the credential scopes the key, never enters the path */
       if (cred) rc = cred->len ? pc_buf_putc(cred, '&') : 0;
       if (cred && !rc) rc = pc_buf_append(cred, p, n);
@@ -76,7 +91,7 @@ int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
   if (!rc && in->query) {
     size_t mark = path.len;
     rc = pc_buf_putc(&path, '?');
-    if (!rc) rc = pc_key_sort_query(in->query, &path, NULL);
+    if (!rc) rc = pc_key_sort_query(in->query, in->family, &path, NULL);
     if (!rc && path.len == mark + 1) path.len = mark; /* nothing left after removing credentials */
   }
   /* one reservation for everything but the headers' values (they are short) */
@@ -88,9 +103,9 @@ int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
   else if (!rc) rc = field(out, "path", in->path, in->path_len);
   if (!rc) rc = field(out, "namespace", in->ns, strlen(in->ns));
   if (!rc) rc = field(out, "credential", in->cred_fp_hex, strlen(in->cred_fp_hex));
-  for (int i = 0; i < PC_KEY_N_HEADERS && !rc; i++) {
+  for (int i = 0; i < PC_KEY_N_ALL && !rc; i++) {
     const char *v = in->headers[i] ? in->headers[i] : "";
-    rc = field(out, pc_key_headers[i], v, strlen(v));
+    if (i < PC_KEY_N_HEADERS || *v) rc = field(out, pc_key_headers[i], v, strlen(v));
   }
   if (!rc) rc = pc_buf_puts(out, "body=");
   if (!rc) rc = pc_buf_put_u64(out, in->body_len);

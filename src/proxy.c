@@ -10,6 +10,7 @@
  * table (server.h). */
 #include "proxy.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "entry.h"
 #include "error.h"
 #include "exchange.h"
+#include "family.h"
 #include "fleet.h"
 #include "flight.h"
 #include "json.h"
@@ -125,12 +127,46 @@ static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
 
 /* ---- request analysis ---- */
 
+/* Every family's credential headers; the default family's first, in the
+ * order its fingerprint has always read them (policy.h). */
+static const char *const cred_headers[PC_H_KEY0 - PC_H_CRED0] = {"authorization", "x-api-key", "api-key",
+                                                                 "x-goog-api-key", "x-amz-security-token"};
+
 static const char *hdr_name(int i) {
   static const char *const fixed[PC_H_CRED0] = {"x-promptcache-namespace", "cache-control", "x-promptcache-ttl",
                                                 "x-promptcache-pacing", "connection"};
   if (i < PC_H_CRED0) return fixed[i];
-  if (i < PC_H_KEY0) return pc_policy_credential_headers[i - PC_H_CRED0];
+  if (i < PC_H_KEY0) return cred_headers[i - PC_H_CRED0];
   return pc_key_headers[i - PC_H_KEY0];
+}
+
+/* Which of the indexed credential and key headers a family reads (bit i:
+ * cred_headers[i], pc_key_headers[i]). */
+struct family_mask {
+  unsigned cred, key;
+};
+static struct family_mask family_masks[PC_FAMILY_N];
+static pthread_once_t family_masks_once = PTHREAD_ONCE_INIT;
+
+static unsigned mask_of(const char *const *names, const char *const *table, int n) {
+  unsigned m = 0;
+  for (; *names; names++)
+    for (int i = 0; i < n; i++)
+      if (!strcmp(*names, table[i])) m |= 1u << i;
+  return m;
+}
+
+static void family_masks_init(void) {
+  for (int f = 0; f < PC_FAMILY_N; f++) {
+    family_masks[f].cred = mask_of(pc_family_credential_headers((enum pc_family_id)f), cred_headers,
+                                   PC_H_KEY0 - PC_H_CRED0);
+    family_masks[f].key = mask_of(pc_family_key_headers((enum pc_family_id)f), pc_key_headers, PC_KEY_N_ALL);
+  }
+}
+
+static const struct family_mask *mask_for(int family) {
+  pthread_once(&family_masks_once, family_masks_init);
+  return &family_masks[(unsigned)family < PC_FAMILY_N ? family : 0];
 }
 
 /* One pass over the request's header fields: each header the flow reads
@@ -153,7 +189,16 @@ static void index_headers(const struct pc_req *r, struct pc_hdrs *out) {
   }
 }
 
-static int build_upstream_headers(const struct pc_req *r, const struct pc_hdrs *hd, struct curl_slist **out) {
+/* The client's SigV4 signature (and what it signed with) is for our host:
+ * a signing route signs again with its own credentials. */
+static int client_signature_header(const char *name, size_t n) {
+  return (n == 13 && !strncasecmp(name, "authorization", 13)) || (n == 10 && !strncasecmp(name, "x-amz-date", 10)) ||
+         (n == 20 && !strncasecmp(name, "x-amz-security-token", 20)) ||
+         (n == 20 && !strncasecmp(name, "x-amz-content-sha256", 20));
+}
+
+static int build_upstream_headers(const struct pc_req *r, const struct pc_hdrs *hd, int resign,
+                                  struct curl_slist **out) {
   int rc = 0, has_ctype = 0, has_accept = 0;
   size_t clen = hd->n[PC_H_CONNECTION];
   const char *conn = hd->v[PC_H_CONNECTION];
@@ -161,6 +206,7 @@ static int build_upstream_headers(const struct pc_req *r, const struct pc_hdrs *
     const char *name = r->hbuf.data + r->h[i].name, *val = r->hbuf.data + r->h[i].value;
     size_t n = r->h[i].nlen;
     if (!pc_policy_forward_request_header(name, n, conn, clen)) continue;
+    if (resign && client_signature_header(name, n)) continue;
     has_ctype |= n == 12 && !strncasecmp(name, "content-type", 12);
     has_accept |= n == 6 && !strncasecmp(name, "accept", 6);
     rc = pc_upstream_header(out, name, n, val, r->h[i].vlen);
@@ -185,11 +231,14 @@ static int upstream_url(const struct pc_route_match *m, pc_buf *url) {
 static void credential_fp(struct pc_exchange *x, const struct pc_route_match *m, char out[PC_FP_LEN * 2 + 1]) {
   pc_buf cred;
   pc_buf_init(&cred, PC_MAX_HEADER_BYTES * 2);
-  for (size_t i = 0; pc_policy_credential_headers[i]; i++) {
+  unsigned mask = mask_for(m->api->family)->cred;
+  for (int i = 0; i < PC_H_KEY0 - PC_H_CRED0; i++) {
     size_t n = x->hdr.n[PC_H_CRED0 + i];
     const char *v = x->hdr.v[PC_H_CRED0 + i];
-    if (!v) continue;
-    pc_buf_puts(&cred, pc_policy_credential_headers[i]);
+    if (!v || !(mask & (1u << i))) continue;
+    /* the part that names the caller (a SigV4 signature changes every time: its key id) */
+    pc_family_credential_identity(cred_headers[i], strlen(cred_headers[i]), v, n, &v, &n);
+    pc_buf_puts(&cred, cred_headers[i]);
     pc_buf_putc(&cred, ':');
     pc_buf_append(&cred, v, n);
     pc_buf_putc(&cred, '\n');
@@ -197,7 +246,7 @@ static void credential_fp(struct pc_exchange *x, const struct pc_route_match *m,
   if (m->query) {
     pc_buf scratch;
     pc_buf_init(&scratch, PC_MAX_HEADER_BYTES);
-    pc_key_sort_query(m->query, &scratch, &cred);
+    pc_key_sort_query(m->query, m->api->family, &scratch, &cred);
     pc_buf_free(&scratch);
   }
   out[0] = '\0';
@@ -346,7 +395,8 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct
 static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr) {
   struct pc_req *r = pc_conn_req(x->conn);
   int rc = upstream_url(m, &fr->url);
-  if (!rc) rc = build_upstream_headers(r, &x->hdr, &fr->headers);
+  fr->api = m->api;
+  if (!rc) rc = build_upstream_headers(r, &x->hdr, m->api->aws != NULL, &fr->headers);
   if (!rc) {
     fr->method = r->method;
     rc = pc_req_own_body(r);
@@ -376,9 +426,10 @@ static char *dup_n(const char *s, size_t n) {
 
 /* Header values that enter the key must survive export as JSON text: a
  * request whose values are not UTF-8 is forwarded uncached. */
-static int key_headers_printable(const struct pc_hdrs *hd) {
-  for (int i = PC_H_KEY0; i < PC_H_N; i++)
-    if (hd->v[i] && !pc_utf8_valid(hd->v[i], hd->n[i])) return 0;
+static int key_headers_printable(const struct pc_hdrs *hd, unsigned keyed) {
+  for (int i = 0; i < PC_KEY_N_ALL; i++)
+    if ((keyed & (1u << i)) && hd->v[PC_H_KEY0 + i] && !pc_utf8_valid(hd->v[PC_H_KEY0 + i], hd->n[PC_H_KEY0 + i]))
+      return 0;
   return 1;
 }
 
@@ -391,7 +442,8 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
   pc_buf *canon = &fw->scratch, *material = &fw->material; /* per loop: no allocation per hit */
   pc_buf_reset(canon);
   pc_buf_reset(material);
-  if (!key_headers_printable(&x->hdr)) return PC_EUTF8;
+  unsigned keyed = mask_for(m->api->family)->key;
+  if (!key_headers_printable(&x->hdr, keyed)) return PC_EUTF8;
   int rc = pc_canon_json(r->body_at ? r->body_at : "", r->body_len, (const char *const *)cfg->ignore_fields.v,
                          cfg->ignore_fields.n, canon, &info);
   size_t nslen = x->hdr.n[PC_H_NAMESPACE];
@@ -400,9 +452,9 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
     char fp[PC_FP_LEN * 2 + 1] = "";
     struct pc_key_input in = {.route = m->route, .method = r->method, .path = m->path, .path_len = m->path_len,
                               .query = m->query, .ns = ns ? ns : "", .cred_fp_hex = fp, .body = canon->data,
-                              .body_len = canon->len};
+                              .body_len = canon->len, .family = m->api->family};
     if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(x, m, fp);
-    for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = x->hdr.v[PC_H_KEY0 + i];
+    for (int i = 0; i < PC_KEY_N_ALL; i++) in.headers[i] = keyed & (1u << i) ? x->hdr.v[PC_H_KEY0 + i] : NULL;
     rc = pc_key_material(&in, material);
   }
   if (!rc) {
@@ -414,7 +466,7 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
     fr->model = dup_n(info.model, strlen(info.model));
     if (!fr->ns || !fr->route || !fr->path || !fr->model) rc = PC_ENOMEM;
     copy_str(x->resp.model, sizeof x->resp.model, info.model, strlen(info.model));
-    *stream = info.stream;
+    *stream = pc_family_streams((enum pc_family_id)m->api->family, m->path, m->path_len, info.stream_field);
   }
   return rc;
 }
@@ -732,7 +784,7 @@ static void handle(struct pc_exchange *x) {
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
   x->resp.route = m.route;
-  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(r->method, "POST") && pc_route_cacheable(cfg, m.path, m.path_len);
+  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(r->method, "POST") && pc_route_cacheable(cfg, &m);
   struct memo_in mi;
   int memo = cacheable && d.lookup;
   if (memo) memo_input(x, &m, &mi);

@@ -192,17 +192,19 @@ int pc_rec_material_build(const struct pc_rec_fields *r, pc_buf *out) {
                             .cred_fp_hex = "",
                             .body = r->body,
                             .body_len = r->body_len};
-  for (int i = 0; i < PC_KEY_N_HEADERS; i++) in.headers[i] = r->f[PC_REC_F_HDR0 + i];
+  for (int i = 0; i < PC_KEY_N_ALL; i++) in.headers[i] = r->f[PC_REC_F_HDR0 + i];
   return pc_key_material(&in, out);
 }
 
-/* Split a stored key material into fields (every field must be present). */
+/* Split a stored key material into fields (every field must be present,
+ * but the key headers that appear only when not empty). */
 int pc_rec_fields_from_material(const struct pc_slice *m, struct pc_rec_fields *r) {
   const char *p;
   size_t n;
   int rc = 0;
   for (int i = 0; i < PC_REC_N_FIELDS && !rc; i++) {
     rc = pc_key_material_field(m->p, m->n, pc_rec_field_name(i), &p, &n);
+    if (rc == PC_ENOTFOUND && i >= PC_REC_F_HDR0 + PC_KEY_N_HEADERS) rc = 0, p = "", n = 0;
     if (!rc) rc = pc_utf8_valid(p, n) ? pc_rec_field_set(r, i, p, n) : PC_EINVAL;
   }
   if (!rc) rc = pc_key_material_field(m->p, m->n, "body", &r->body, &r->body_len);

@@ -6,6 +6,8 @@
 #include <fnmatch.h>
 #include <string.h>
 
+#include "family.h"
+
 void pc_route_match(const struct pc_config *cfg, const char *target, struct pc_route_match *m) {
   const struct pc_route *best = NULL;
   for (size_t i = 0; i < cfg->n_routes; i++) {
@@ -17,6 +19,7 @@ void pc_route_match(const struct pc_config *cfg, const char *target, struct pc_r
   }
   m->route = best ? best->prefix : "";
   m->upstream = best ? best->url : cfg->upstream;
+  m->api = best ? &best->api : &cfg->upstream_api;
   const char *p = target + (best && best->prefix_len > 1 ? best->prefix_len : 0);
   const char *q = strchr(p, '?');
   m->path = p;
@@ -32,7 +35,10 @@ static int suffix_glob(const char *g, const char *path, size_t path_len, int *ma
   return 1;
 }
 
-int pc_route_cacheable(const struct pc_config *cfg, const char *path, size_t path_len) {
+int pc_route_cacheable(const struct pc_config *cfg, const struct pc_route_match *m) {
+  const char *path = m->path;
+  size_t path_len = m->path_len;
+  if (!cfg->cache_paths.n) return pc_family_cacheable((enum pc_family_id)m->api->family, path, path_len);
   char tmp[2048];
   int matched, copied = 0;
   for (size_t i = 0; i < cfg->cache_paths.n; i++) {

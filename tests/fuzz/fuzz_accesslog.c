@@ -142,7 +142,7 @@ static void check_key_query(const char *target) {
   pc_buf out, cred;
   pc_buf_init(&out, TARGET_MAX);
   pc_buf_init(&cred, TARGET_MAX);
-  int rc = pc_key_sort_query(q + 1, &out, &cred);
+  int rc = pc_key_sort_query(q + 1, 0, &out, &cred);
   FUZZ_CHECK(rc == 0 || rc == PC_ETOOBIG, "pc_key_sort_query: %d", rc);
   if (rc == 0) {
     size_t kept = count_params(out.data, out.len, 0, 1), removed = count_params(cred.data, cred.len, 1, 0);

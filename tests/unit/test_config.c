@@ -27,7 +27,7 @@ Test(config, defaults) {
   cr_expect_eq(c.max_body, (size_t)32 << 20);
   cr_expect_eq(c.upstream_timeout_ms, 600000);
   cr_expect_eq(c.key_scope, PC_SCOPE_CREDENTIAL);
-  cr_expect_eq(c.cache_paths.n, 9);
+  cr_expect_eq(c.cache_paths.n, 0, "no --cache-path: each route's family's list");
   pc_config_free(&c);
 }
 
@@ -117,9 +117,12 @@ Test(config, routes_longest_prefix_wins_and_is_stripped) {
   pc_route_match(&c, "/ab/v1", &m); /* not a segment match */
   cr_expect_str_eq(m.route, "");
   cr_expect_str_eq(m.upstream, c.upstream);
-  cr_expect(pc_route_cacheable(&c, "/v1/chat/completions", 20));
-  cr_expect(pc_route_cacheable(&c, "/v1beta/models/gemini:generateContent", strlen("/v1beta/models/gemini:generateContent")));
-  cr_expect_not(pc_route_cacheable(&c, "/v1/models", 10));
+  pc_route_match(&c, "/v1/chat/completions", &m);
+  cr_expect(pc_route_cacheable(&c, &m));
+  pc_route_match(&c, "/v1beta/models/gemini:generateContent", &m);
+  cr_expect(pc_route_cacheable(&c, &m));
+  pc_route_match(&c, "/v1/models", &m);
+  cr_expect_not(pc_route_cacheable(&c, &m));
   pc_config_free(&c);
 }
 

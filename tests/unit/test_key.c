@@ -26,7 +26,7 @@ static void key_of(const struct req *r, char hex[PC_KEY_HEX_LEN + 1]) {
                             .path = r->path ? r->path : "/v1/chat/completions", .query = r->query,
                             .ns = r->ns ? r->ns : "", .cred_fp_hex = fp, .body = canon.data, .body_len = canon.len};
   in.path_len = strlen(in.path);
-  memcpy(in.headers, r->headers, sizeof in.headers);
+  memcpy(in.headers, r->headers, sizeof r->headers);
   cr_assert_eq(pc_key_material(&in, &mat), 0);
   struct pc_key k;
   pc_key_hash(mat.data, mat.len, &k);
@@ -112,7 +112,7 @@ Test(key, credential_query_parameters_are_removed) {
   pc_buf out, cred;
   pc_buf_init(&out, 4096);
   pc_buf_init(&cred, 4096);
-  cr_assert_eq(pc_key_sort_query("z=1&key=AIzaSECRET&a=2&API_KEY=x&k%65y=y&keyword=q", &out, &cred), 0);
+  cr_assert_eq(pc_key_sort_query("z=1&key=AIzaSECRET&a=2&API_KEY=x&k%65y=y&keyword=q", 0, &out, &cred), 0);
   cr_expect_str_eq(out.data, "a=2&keyword=q&z=1");
   cr_expect_str_eq(cred.data, "key=AIzaSECRET&API_KEY=x&k%65y=y");
   pc_buf_free(&out);
@@ -124,8 +124,8 @@ Test(key, repeated_query_parameters_keep_their_order) {
   pc_buf a, b;
   pc_buf_init(&a, 4096);
   pc_buf_init(&b, 4096);
-  cr_assert_eq(pc_key_sort_query("b=0&a=1&a=2", &a, NULL), 0);
-  cr_assert_eq(pc_key_sort_query("a=2&b=0&a=1", &b, NULL), 0);
+  cr_assert_eq(pc_key_sort_query("b=0&a=1&a=2", 0, &a, NULL), 0);
+  cr_assert_eq(pc_key_sort_query("a=2&b=0&a=1", 0, &b, NULL), 0);
   cr_expect_str_eq(a.data, "a=1&a=2&b=0");
   cr_expect_str_eq(b.data, "a=2&a=1&b=0");
   char ka[33], kb[33];
@@ -164,4 +164,24 @@ Test(key, hex_round_trip) {
   cr_assert_eq(pc_key_from_hex(hex, &back), 0);
   cr_expect_eq(memcmp(k.b, back.b, 16), 0);
   cr_expect_eq(pc_key_from_hex("xyz", &back), PC_EINVAL);
+}
+
+Test(key, optional_key_headers_enter_the_material_only_when_set) {
+  struct pc_key_input in = {.route = "/b", .method = "POST", .path = "/model/m/invoke", .path_len = 15, .ns = "",
+                            .cred_fp_hex = "", .body = "{}", .body_len = 2, .family = 0};
+  pc_buf a, b;
+  pc_buf_init(&a, 1 << 16);
+  pc_buf_init(&b, 1 << 16);
+  cr_assert_eq(pc_key_material(&in, &a), 0);
+  cr_expect_null(strstr(a.data, "x-amzn-bedrock-trace="), "an empty optional header is not in the material");
+  cr_expect_not_null(strstr(a.data, "openai-project=0:\n"), "the five first are always there");
+  in.headers[7] = "ENABLED"; /* x-amzn-bedrock-trace */
+  cr_assert_eq(pc_key_material(&in, &b), 0);
+  cr_expect_not_null(strstr(b.data, "x-amzn-bedrock-trace=7:ENABLED\n"));
+  struct pc_key ka, kb;
+  pc_key_hash(a.data, a.len, &ka);
+  pc_key_hash(b.data, b.len, &kb);
+  cr_expect_neq(memcmp(ka.b, kb.b, 16), 0);
+  pc_buf_free(&a);
+  pc_buf_free(&b);
 }
