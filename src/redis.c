@@ -432,10 +432,11 @@ static void req_finish(struct req *q, int rc, const redisReply *reply) {
 
 static void user_done(struct req *q, int rc, const redisReply *reply) {
   struct pc_redis_counters *k = &q->r->counters;
-  if (rc == 0 && !q->dedicated) /* a blocking read's wait is not a round trip */
-    latency_add(k, (uv_hrtime() - q->t0) / 1000);
-  else if (rc != PC_ECANCELED)
+  if (rc == 0) {
+    if (!q->dedicated) latency_add(k, (uv_hrtime() - q->t0) / 1000); /* a blocking read's wait is not a round trip */
+  } else if (rc != PC_ECANCELED) {
     k->errors++;
+  }
   if (rc == PC_ETIMEDOUT) k->timeouts++;
   q->cb(q->ud, rc, rc == 0 ? reply : NULL);
 }

@@ -765,6 +765,10 @@ Test(redis, a_blocking_command_on_a_dedicated_connection_delays_nothing) {
   int clients = 0;
   for (char *p = out; (p = strstr(p, "id=")) != NULL; p += 3) clients++;
   cr_assert_eq(clients, 3, "main + dedicated + redis-cli:\n%s", out);
+  struct pc_redis_counters k;
+  pc_redis_get_counters(r, &k);
+  cr_expect_eq(k.errors, 0, "successful blocking reads are not errors");
+  cr_expect_eq(k.latency_count, k.commands - 2, "nor round trips: the two BLPOPs are left out of the latency");
   client_close(r);
 }
 
