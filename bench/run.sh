@@ -2,9 +2,12 @@
 # bench/run.sh — `make bench`: promptcache's cache-hit path side by side with
 # nginx as a POST-body caching proxy and nginx returning the same body
 # statically (the ceiling), all driven by wrk on loopback, plus the C
-# microbenchmark (bench/micro.c), an idle keep-alive memory test and the
+# microbenchmark (bench/micro.c), an idle keep-alive memory test, the
 # forward path (misses, bypasses, --mode off against nginx proxy_pass, and
-# streaming: bench/forward.sh, its own knobs listed there).
+# streaming: bench/forward.sh, its own knobs listed there) and the fleet
+# (shared-tier hits on Redis vs local hits vs nginx-cache, Redis round trips
+# per hit, single flight over 3 nodes under a burst: bench/fleet.sh, its own
+# knobs listed there).
 #
 # Prints a Markdown report on stdout and writes it to build/bench/results.md;
 # raw wrk outputs and logs go to build/bench/. Benchmarks print figures: this
@@ -15,8 +18,9 @@
 # reported, default 3), BENCH_SIZES ("1024 16384 102400 1048576"), BENCH_CONNS
 # ("32 256"), BENCH_DISTINCT (1000), BENCH_IDLE_CONNS (10000),
 # BENCH_MICRO_ENTRIES (1000,100000,1000000), BENCH_SKIP (sections left out, any
-# of "micro http workers idle forward"), BENCH_ONLY (the sections to run, the
-# others skipped: BENCH_ONLY=forward runs the forward path alone, ~2.5 min),
+# of "micro http workers idle forward fleet"), BENCH_ONLY (the sections to run,
+# the others skipped: BENCH_ONLY=forward runs the forward path alone, ~2.5 min;
+# BENCH_ONLY=fleet the fleet section alone, ~2 min),
 # BENCH_NGINX_BODY_BUFFER_KB (nginx client_body_buffer_size; default: body size +
 # 16 KB; set it below the body size to see nginx-cache key on an empty
 # $request_body and serve other bodies' answers, i.e. rows marked WRONG).
@@ -38,7 +42,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 MICRO_ENTRIES=${BENCH_MICRO_ENTRIES:-1000,100000,1000000}
 SKIP=${BENCH_SKIP:-}
 ONLY=${BENCH_ONLY:-}
-SECTIONS="micro http workers idle forward"
+SECTIONS="micro http workers idle forward fleet"
 if [ -n "$ONLY" ]; then
   for s in $SECTIONS; do case " $ONLY " in *" $s "*) ;; *) SKIP="$SKIP $s" ;; esac; done
 fi
@@ -47,7 +51,7 @@ CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 rm -f "$OUT"/wrk-*.txt "$OUT"/rows.tsv "$OUT"/group-*.txt "$OUT"/check-*.json "$OUT"/prewarm-*.json \
   "$OUT"/micro.txt "$OUT"/idle.txt "$OUT"/notes.txt "$OUT"/run.log "$OUT"/results.md "$OUT"/env.txt \
-  "$OUT"/nginx-cache-*-error.log "$OUT"/forward.md "$OUT"/workers.tsv 2>/dev/null
+  "$OUT"/nginx-cache-*-error.log "$OUT"/forward.md "$OUT"/fleet.md "$OUT"/workers.tsv 2>/dev/null
 
 log() { printf '[bench %4ss] %s\n' "$(($(date +%s) - START_TS))" "$*" | tee -a "$OUT/run.log" >&2; }
 note() { printf '%s\n' "$*" >>"$OUT/notes.txt"; log "NOTE: $*"; }
@@ -135,7 +139,7 @@ if ! skipped micro; then
   if ar rcs "$TMP/libpc.a" "${objs[@]}" build/obj/llhttp_*.o 2>>"$OUT/build.log" &&
     ${CC:-cc} -D_GNU_SOURCE -Iinclude -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -O2 -g \
       -o "$OUT/micro" bench/micro.c "$TMP/libpc.a" \
-      -luv -lcurl -llmdb -lxxhash -lhiredis -lssl -lcrypto -lpthread -lm >>"$OUT/build.log" 2>&1; then
+      -luv -lcurl -llmdb -lxxhash -lhiredis -lssl -lcrypto -lz -lpthread -lm >>"$OUT/build.log" 2>&1; then
     MICRO=$OUT/micro
   else
     note "bench/micro.c did not build (see build/bench/build.log)"
@@ -476,15 +480,30 @@ if ! skipped forward; then
   fi
 fi
 
+# ---- fleet (bench/fleet.sh: its own servers and Redis, writes build/bench/fleet.md) ----
+if ! skipped fleet; then
+  if [ -n "$PCBIN" ]; then
+    log "fleet: bench/fleet.sh"
+    BENCH_OUT=$OUT BENCH_PCBIN=$PCBIN BENCH_FLEET_VIA="make bench" timeout 900 bash bench/fleet.sh >/dev/null &
+    FLEET_PID=$!
+    track "$FLEET_PID"
+    wait "$FLEET_PID" || note "bench/fleet.sh exited with status $? (see build/bench/fleet-run.log)"
+  else
+    note "no promptcache binary: fleet not measured"
+  fi
+fi
+
 # ---- report --------------------------------------------------------------------------
 END_TS=$(date +%s)
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 if skipped micro && skipped http && skipped workers && skipped idle; then
-  # only the forward path (BENCH_ONLY=forward): its section and this run's notes
+  # only the forward path and/or the fleet (BENCH_ONLY=forward, fleet): their sections and this run's notes
   {
-    echo "# promptcache benchmark: forward path only ($((END_TS - START_TS)) s)"
+    echo "# promptcache benchmark: $(! skipped forward && echo 'forward path')$(! skipped forward && ! skipped fleet && echo ', ')$(! skipped fleet && echo 'fleet') only ($((END_TS - START_TS)) s)"
     echo
-    if [ -s "$OUT/forward.md" ]; then cat "$OUT/forward.md"; else echo "Nothing was measured."; echo; fi
+    [ -s "$OUT/forward.md" ] && { cat "$OUT/forward.md"; echo; }
+    [ -s "$OUT/fleet.md" ] && { cat "$OUT/fleet.md"; echo; }
+    [ -s "$OUT/forward.md" ] || [ -s "$OUT/fleet.md" ] || { echo "Nothing was measured."; echo; }
     if [ -s "$OUT/notes.txt" ]; then
       echo "## Notes from this run"
       echo
@@ -512,6 +531,9 @@ elif [ $HAVE_NODE = 1 ]; then
   fi
   if [ -s "$OUT/forward.md" ]; then
     { echo; cat "$OUT/forward.md"; } | tee -a "$OUT/results.md"
+  fi
+  if [ -s "$OUT/fleet.md" ]; then
+    { echo; cat "$OUT/fleet.md"; } | tee -a "$OUT/results.md"
   fi
 else
   cat "$OUT/rows.tsv" "$OUT/micro.txt" 2>/dev/null
