@@ -70,4 +70,24 @@ struct pc_sigv4_auth {
  * repeated parameter, a malformed scope or signature). */
 int pc_awscred_parse_authorization(const char *v, size_t n, struct pc_sigv4_auth *a);
 
+/* ---- Signing (SigV4) ---------------------------------------------------- */
+
+/* The headers that sign one request. */
+struct pc_sigv4_out {
+  char amz_date[17];       /* X-Amz-Date: YYYYMMDDTHHMMSSZ */
+  char authorization[640]; /* Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=... */
+};
+
+/* Sign a request to `url` (scheme://host[:port]/path[?query], the path and
+ * query as they will be sent) for `service` in `region` at `now` (Unix
+ * seconds), as AWS does for every service but S3: the canonical URI is the
+ * path encoded once more, the canonical query its parameters decoded,
+ * encoded and sorted; the signed headers are host (the URL's authority, the
+ * scheme's default port left out, as the HTTP clients send it), x-amz-date
+ * and, with a session token, x-amz-security-token (which the caller sends
+ * too, with c->session_token). Returns 0, PC_EINVAL (no credentials, a URL
+ * without host) or PC_ENOMEM. */
+int pc_awscred_sign(const struct pc_awscred *c, const char *region, const char *service, const char *method,
+                    const char *url, const void *body, size_t n, long long now, struct pc_sigv4_out *out);
+
 #endif

@@ -35,9 +35,6 @@ struct pc_fetch_req {
   const char *body;           /* must stay valid until on_done / abort */
   size_t body_len;
   int has_body;
-  /* Bedrock: sign the request with SigV4 (libcurl's) using these
-   * credentials and region; NULL: send it as it is. */
-  const struct pc_api *sign;
 };
 
 int pc_upstream_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream **out);

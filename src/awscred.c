@@ -11,6 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <time.h>
+
+#include "buf.h"
 #include "error.h"
 
 #define MAX_FILE (1u << 20) /* a shared config file is a few KiB */
@@ -303,5 +309,206 @@ int pc_awscred_parse_authorization(const char *v, size_t n, struct pc_sigv4_auth
   }
   if (!rc && seen != 7) rc = PC_EINVAL;
   if (rc) memset(a, 0, sizeof *a);
+  return rc;
+}
+
+/* ---- Signing ---------------------------------------------------------- */
+
+static int unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+         c == '.' || c == '~';
+}
+
+/* AWS's URI encoding: every byte but the unreserved ones as %XX (upper case);
+ * '/' kept when keep_slash. */
+static int uri_encode(pc_buf *b, const char *p, size_t n, int keep_slash) {
+  static const char hx[] = "0123456789ABCDEF";
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (unreserved(c) || (keep_slash && c == '/')) rc = pc_buf_putc(b, (char)c);
+    else {
+      char e[3] = {'%', hx[c >> 4], hx[c & 15]};
+      rc = pc_buf_append(b, e, 3);
+    }
+  }
+  return rc;
+}
+
+static int hexv(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decode (a stray '%' stays) into b. */
+static int uri_decode(pc_buf *b, const char *p, size_t n) {
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (p[i] == '%' && i + 2 < n && hexv(p[i + 1]) >= 0 && hexv(p[i + 2]) >= 0) {
+      rc = pc_buf_putc(b, (char)(hexv(p[i + 1]) << 4 | hexv(p[i + 2])));
+      i += 2;
+    } else {
+      rc = pc_buf_putc(b, p[i]);
+    }
+  }
+  return rc;
+}
+
+struct qparam {
+  char *enc; /* "name=value", both encoded */
+  size_t name_len;
+};
+
+static int cmp_qparam(const void *a, const void *b) {
+  const struct qparam *x = a, *y = b;
+  size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+  int c = memcmp(x->enc, y->enc, n);
+  if (c) return c;
+  if (x->name_len != y->name_len) return x->name_len < y->name_len ? -1 : 1;
+  return strcmp(x->enc + x->name_len, y->enc + y->name_len);
+}
+
+/* The canonical query string: each parameter decoded, encoded the AWS way,
+ * sorted by name then value. */
+static int canonical_query(pc_buf *out, const char *q, size_t n) {
+  struct qparam *ps = NULL;
+  size_t np = 0;
+  int rc = 0;
+  pc_buf tmp;
+  pc_buf_init(&tmp, 1 << 20);
+  for (const char *p = q, *end = q + n; p < end && !rc;) {
+    const char *amp = memchr(p, '&', (size_t)(end - p)), *pe = amp ? amp : end;
+    if (pe > p) {
+      const char *eq = memchr(p, '=', (size_t)(pe - p));
+      pc_buf enc;
+      pc_buf_init(&enc, 1 << 20);
+      pc_buf_reset(&tmp);
+      rc = uri_decode(&tmp, p, (size_t)((eq ? eq : pe) - p));
+      if (!rc) rc = uri_encode(&enc, tmp.data ? tmp.data : "", tmp.len, 0);
+      size_t nl = enc.len;
+      if (!rc) rc = pc_buf_putc(&enc, '=');
+      pc_buf_reset(&tmp);
+      if (!rc && eq) rc = uri_decode(&tmp, eq + 1, (size_t)(pe - eq - 1));
+      if (!rc) rc = uri_encode(&enc, tmp.data ? tmp.data : "", tmp.len, 0);
+      struct qparam *np2 = rc ? NULL : realloc(ps, (np + 1) * sizeof *ps);
+      if (!np2) {
+        pc_buf_free(&enc);
+        rc = rc ? rc : PC_ENOMEM;
+      } else {
+        ps = np2;
+        ps[np++] = (struct qparam){pc_buf_steal(&enc, NULL), nl};
+        if (!ps[np - 1].enc) rc = PC_ENOMEM;
+      }
+    }
+    p = amp ? amp + 1 : end;
+  }
+  if (!rc && np > 1) qsort(ps, np, sizeof *ps, cmp_qparam);
+  for (size_t i = 0; i < np && !rc; i++) {
+    if (i) rc = pc_buf_putc(out, '&');
+    if (!rc) rc = pc_buf_puts(out, ps[i].enc);
+  }
+  for (size_t i = 0; i < np; i++) free(ps[i].enc);
+  free(ps);
+  pc_buf_free(&tmp);
+  return rc;
+}
+
+static void hex_of(const unsigned char *d, size_t n, char *out) {
+  static const char hx[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = hx[d[i] >> 4];
+    out[2 * i + 1] = hx[d[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static void hmac(const void *key, size_t kn, const void *msg, size_t mn, unsigned char out[32]) {
+  unsigned int len = 32;
+  HMAC(EVP_sha256(), key, (int)kn, msg, mn, out, &len);
+}
+
+int pc_awscred_sign(const struct pc_awscred *c, const char *region, const char *service, const char *method,
+                    const char *url, const void *body, size_t n, long long now, struct pc_sigv4_out *out) {
+  if (!c || !c->access_key_id || !c->secret_access_key || !region || !service || !method || !url) return PC_EINVAL;
+  const char *scheme_end = strstr(url, "://");
+  if (!scheme_end) return PC_EINVAL;
+  int https = scheme_end - url == 5 && !strncasecmp(url, "https", 5);
+  const char *auth = scheme_end + 3, *path = auth + strcspn(auth, "/?#");
+  size_t alen = (size_t)(path - auth);
+  if (!alen) return PC_EINVAL;
+  /* Host as sent: the default port left out */
+  size_t hlen = alen;
+  const char *colon = NULL;
+  for (const char *p = auth + alen; p > auth; p--)
+    if (p[-1] == ':') {
+      colon = p - 1;
+      break;
+    } else if (p[-1] == ']') {
+      break;
+    }
+  size_t portlen = colon ? (size_t)(auth + alen - colon) : 0;
+  if (colon && ((https && portlen == 4 && !memcmp(colon, ":443", 4)) || (!https && portlen == 3 && !memcmp(colon, ":80", 3))))
+    hlen = (size_t)(colon - auth);
+  const char *q = strchr(path, '?');
+  size_t plen = q ? (size_t)(q - path) : strcspn(path, "#");
+  const char *qend = q ? q + 1 + strcspn(q + 1, "#") : NULL;
+
+  time_t t = (time_t)now;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out->amz_date, sizeof out->amz_date, "%Y%m%dT%H%M%SZ", &tm);
+  char date[9];
+  memcpy(date, out->amz_date, 8);
+  date[8] = '\0';
+
+  unsigned char digest[32];
+  char payload_hex[65], creq_hex[65], sig_hex[65];
+  SHA256(body ? body : (const void *)"", n, digest);
+  hex_of(digest, 32, payload_hex);
+
+  const char *signed_headers = c->session_token ? "host;x-amz-date;x-amz-security-token" : "host;x-amz-date";
+  pc_buf cr, sts;
+  pc_buf_init(&cr, (size_t)64 << 20);
+  pc_buf_init(&sts, 4096);
+  int rc = pc_buf_puts(&cr, method);
+  if (!rc) rc = pc_buf_putc(&cr, '\n');
+  if (!rc) rc = plen ? uri_encode(&cr, path, plen, 1) : pc_buf_putc(&cr, '/'); /* the path encoded once more */
+  if (!rc) rc = pc_buf_putc(&cr, '\n');
+  if (!rc && q) rc = canonical_query(&cr, q + 1, (size_t)(qend - q - 1));
+  if (!rc) rc = pc_buf_printf(&cr, "\nhost:%.*s\nx-amz-date:%s\n", (int)hlen, auth, out->amz_date);
+  if (!rc && c->session_token) rc = pc_buf_printf(&cr, "x-amz-security-token:%s\n", c->session_token);
+  if (!rc) rc = pc_buf_printf(&cr, "\n%s\n%s", signed_headers, payload_hex);
+  if (!rc) {
+    SHA256((const unsigned char *)cr.data, cr.len, digest);
+    hex_of(digest, 32, creq_hex);
+    rc = pc_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date, date, region, service,
+                       creq_hex);
+  }
+  if (!rc) {
+    pc_buf k;
+    pc_buf_init(&k, 4096);
+    unsigned char kd[32], kr[32], ks[32], kn[32], sig[32];
+    rc = pc_buf_printf(&k, "AWS4%s", c->secret_access_key);
+    if (!rc) {
+      hmac(k.data, k.len, date, 8, kd);
+      hmac(kd, 32, region, strlen(region), kr);
+      hmac(kr, 32, service, strlen(service), ks);
+      hmac(ks, 32, "aws4_request", 12, kn);
+      hmac(kn, 32, sts.data, sts.len, sig);
+      hex_of(sig, 32, sig_hex);
+    }
+    if (k.data) explicit_bzero(k.data, k.len);
+    pc_buf_free(&k);
+  }
+  if (!rc) {
+    int w = snprintf(out->authorization, sizeof out->authorization,
+                     "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
+                     c->access_key_id, date, region, service, signed_headers, sig_hex);
+    if (w < 0 || (size_t)w >= sizeof out->authorization) rc = PC_EINVAL;
+  }
+  pc_buf_free(&cr);
+  pc_buf_free(&sts);
   return rc;
 }

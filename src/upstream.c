@@ -19,7 +19,6 @@
 
 #include "buf.h"
 #include "error.h"
-#include "awscred.h"
 #include "uphttp.h"
 
 /* A fresh easy handle costs an allocation and a large memset, and its
@@ -314,24 +313,6 @@ static void setup_method(CURL *e, struct pc_fetch_req *req) {
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
-/* AWS SigV4 for Bedrock: libcurl signs the method, path, query, the
- * headers it sends and the payload, with X-Amz-Date; a session token goes
- * in X-Amz-Security-Token (signed too). The client's own signature headers
- * were left out by the request flow. */
-static int sign(CURL *e, const struct pc_api *api, struct curl_slist **headers) {
-  char provider[128];
-  if (!api->aws || !api->aws->access_key_id || !api->region) return PC_EINVAL;
-  snprintf(provider, sizeof provider, "aws:amz:%s:bedrock", api->region);
-  if (api->aws->session_token &&
-      pc_upstream_header(headers, "X-Amz-Security-Token", 20, api->aws->session_token, strlen(api->aws->session_token)))
-    return PC_ENOMEM;
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, *headers);
-  curl_easy_setopt(e, CURLOPT_AWS_SIGV4, provider);
-  curl_easy_setopt(e, CURLOPT_USERNAME, api->aws->access_key_id);
-  curl_easy_setopt(e, CURLOPT_PASSWORD, api->aws->secret_access_key);
-  return 0;
-}
-
 static enum pc_fetch_via via(const struct pc_fetch *f) { return ((const struct pc_fetch_tag *)(const void *)f)->via; }
 
 static struct pc_uphttp_fetch *as_http(const struct pc_fetch *f) { return (struct pc_uphttp_fetch *)(uintptr_t)f; }
@@ -351,8 +332,8 @@ static struct pc_fetch *fetch_http(struct pc_upstream *up, struct pc_fetch_req *
 
 struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *req, const struct pc_fetch_ops *ops,
                                    void *ud) {
-  int taken = 0;
-  struct pc_fetch *hf = req->sign ? NULL : fetch_http(up, req, ops, ud, &taken); /* signing is libcurl's */
+  int taken;
+  struct pc_fetch *hf = fetch_http(up, req, ops, ud, &taken);
   if (taken) return hf;
   struct pc_fetch *f = calloc(1, sizeof *f);
   if (!f) return NULL;
@@ -391,13 +372,6 @@ struct pc_fetch *pc_upstream_fetch(struct pc_upstream *up, struct pc_fetch_req *
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up->cfg->upstream_ca);
   }
   setup_method(e, req);
-  if (req->sign && sign(e, req->sign, &f->headers)) {
-    easy_put(up, e);
-    req->headers = f->headers;
-    pc_buf_free(&f->head);
-    free(f);
-    return NULL;
-  }
   if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
     easy_put(up, e);
     req->headers = f->headers; /* not taken after all */
