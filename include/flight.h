@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "cache.h"
 #include "config.h"
 #include "key.h"
 #include "sse.h"
@@ -58,6 +59,8 @@ struct pc_flight_req {
   struct curl_slist *headers;
   pc_buf body;
   int store;                     /* store a complete 200 in the cache */
+  int any_status;                /* record mode: store a complete answer whatever its status */
+  int sequence;                  /* record mode: answers to the same request form a sequence (sequence.h) */
   int coalesce;                  /* identical requests may join this exchange */
   int stream;                    /* the request asked for a stream */
   enum pc_sse_terminal terminal; /* a stored stream must contain this event (the default family) */
@@ -75,7 +78,8 @@ void pc_flight_req_free(struct pc_flight_req *req);
  * last of its flights and remote subscriptions has ended (shutdown waits
  * for it). */
 int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
-                      struct pc_shared *shared, void (*idle)(void *ud), void *ud, struct pc_flights **out);
+                      pc_cache *cache, struct pc_shared *shared, void (*idle)(void *ud), void *ud,
+                      struct pc_flights **out);
 /* Close the loop's handles (frees in their close callbacks); no flight may
  * be alive. */
 void pc_flights_close(struct pc_flights *fl);

@@ -10,8 +10,9 @@
  *   anthropic-beta, openai-beta, openai-organization, openai-project
  *   (always present, empty when absent or not keyed by the route's family),
  *   then the other key headers of pc_key_headers (Bedrock's), each only
- *   when its value is not empty, in that order,
- * then "body=<length>:" and the canonical JSON body. Length prefixes make the
+ *   when its value is not empty, in that order, then "seq" (a recorded
+ *   sequence's index, only when > 0),
+ * then "body=<length>:" and the canonical body (JSON, or bodykey.h's form). Length prefixes make the
  * encoding unambiguous whatever bytes a field holds. */
 #ifndef PC_KEY_H
 #define PC_KEY_H
@@ -46,6 +47,7 @@ struct pc_key_input {
   const char *cred_fp_hex; /* "" when the key scope is shared */
   const char *headers[PC_KEY_N_ALL]; /* values or NULL, by pc_key_headers */
   int family; /* the route's (family.h): which query parameters are credentials */
+  uint32_t seq; /* record/replay: the index of this answer in the request's sequence (0: the first) */
   const char *body; /* canonical JSON */
   size_t body_len;
 };
@@ -71,5 +73,10 @@ void pc_key_fingerprint(const uint8_t *secret, size_t secret_len, const char *cr
 /* Split a key material back into fields: returns the value of field `name`
  * (or of "body") via p/n. Returns 0 or PC_ENOTFOUND / PC_ECORRUPT. */
 int pc_key_material_field(const char *m, size_t len, const char *name, const char **p, size_t *n);
+/* The material of the seq-th answer to the request whose (seq 0) material
+ * is m: m with its "seq" field set (0: removed). Replaces out's content. */
+int pc_key_material_seq(const char *m, size_t len, uint32_t seq, pc_buf *out);
+/* The "seq" field of a material (0 when absent). */
+uint32_t pc_key_material_seq_of(const char *m, size_t len);
 
 #endif

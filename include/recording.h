@@ -18,8 +18,9 @@
  * method, path (with its sorted query), namespace, the key headers. */
 struct pc_rec_fields {
   char *f[PC_REC_N_FIELDS];
-  const char *body; /* canonical body, borrowed */
+  const char *body; /* canonical body (JSON, or bodykey.h's form), borrowed */
   size_t body_len;
+  uint32_t seq; /* the entry's index in its request's recorded sequence */
 };
 
 enum { PC_REC_F_ROUTE, PC_REC_F_METHOD, PC_REC_F_PATH, PC_REC_F_NS, PC_REC_F_HDR0 };

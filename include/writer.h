@@ -39,6 +39,10 @@ void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t 
 /* Queue a small record for the "meta" database (e.g. lifetime totals);
  * `val` is malloc'd and taken over. No completion callback. */
 void pc_writer_meta(struct pc_writer *w, const char *name, char *val, size_t len);
+/* Queue the deletion of the entry under `key` (no completion callback;
+ * committed in order with the stores queued before it). */
+void pc_writer_del(struct pc_writer *w, const uint8_t key[16]);
+struct pc_writer *pc_wport_writer(struct pc_wport *p);
 /* Record a hit on `key` (batched; the access time is written later). */
 void pc_writer_touch(struct pc_wport *p, const uint8_t key[16]);
 

@@ -2,7 +2,7 @@
  *
  * One line per entry, members in a fixed order:
  *   {"key","namespace","created","expires",
- *    "request":{"method","route","path","headers","body"},
+ *    "request":{"method","route","path"[,"seq"],"headers","body" | "payload"},
  *    "response":{"status","headers", "body"[,"body_raw"] | "body_base64" | "events"},
  *    "usage","model"}
  * What must stay true here:
@@ -17,6 +17,10 @@
  *    its bytes (so "body" as a JSON string always means "these bytes").
  *    Bytes that are not valid UTF-8 go out as "body_base64" (and, per SSE
  *    event, "data_base64": a network chunk may split a UTF-8 sequence).
+ *  - A request body that is not JSON (record mode keys every exchange:
+ *    multipart uploads, forms, bytes, no body) goes in "payload", as
+ *    bodykey.h writes it; an entry after the first of a recorded sequence
+ *    carries its index as "seq".
  *  - Lines are ordered by their exported key (not the stored one, which may
  *    be credential-scoped); stored entries that share one exported key
  *    (same request, different credentials) are exported once, the newest.
@@ -38,6 +42,7 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "bodykey.h"
 #include "entry.h"
 #include "error.h"
 #include "json.h"
@@ -59,7 +64,9 @@ struct view {
   struct pc_entry e;
   struct pc_rec_fields req;
   struct pc_key key;            /* the shared-space key (what import will store under) */
-  struct pc_json_doc *req_body; /* the canonical request body, parsed */
+  struct pc_json_doc *req_body; /* the canonical request body, parsed (JSON bodies) */
+  pc_buf payload;               /* or the JSON form of a bodykey.h body */
+  struct pc_json_doc *payload_doc;
   struct pc_json_doc *resp_body; /* BODY_JSON / BODY_JSON_RAW */
   struct pc_json_doc *usage;     /* NULL: exported as null */
   enum body_kind kind;
@@ -68,6 +75,8 @@ struct view {
 static void view_close(struct view *v) {
   pc_rec_fields_free(&v->req);
   pc_json_free(v->req_body);
+  pc_buf_free(&v->payload);
+  pc_json_free(v->payload_doc);
   pc_json_free(v->resp_body);
   pc_json_free(v->usage);
   memset(v, 0, sizeof *v);
@@ -108,7 +117,13 @@ static int view_open(struct view *v, const void *val, size_t len) {
   if (!rc) rc = pc_rec_fields_from_material(&v->e.request, &v->req);
   if (!rc) rc = pc_rec_material_build(&v->req, &m);
   if (!rc) pc_key_hash(m.data, m.len, &v->key);
-  if (!rc && pc_json_parse(v->req.body, v->req.body_len, &v->req_body, NULL)) rc = PC_ECORRUPT;
+  if (!rc && pc_bodykey_is_canon(v->req.body, v->req.body_len)) {
+    pc_buf_init(&v->payload, LINE_MAX_BYTES);
+    rc = pc_bodykey_to_json(v->req.body, v->req.body_len, &v->payload);
+    if (!rc && pc_json_parse(v->payload.data, v->payload.len, &v->payload_doc, NULL)) rc = PC_ECORRUPT;
+  } else if (!rc && pc_json_parse(v->req.body, v->req.body_len, &v->req_body, NULL)) {
+    rc = PC_ECORRUPT;
+  }
   if (!rc && v->e.usage.n && pc_json_parse(v->e.usage.p, v->e.usage.n, &v->usage, NULL)) v->usage = NULL;
   if (!rc) rc = classify_body(v);
   pc_buf_free(&m);
@@ -210,8 +225,8 @@ static int scan_view(const struct view *v, struct pc_secret_hit *h) {
   struct hdr_scan hs = {h, {0}};
   pc_buf_init(&hs.ptr, POINTER_MAX);
   int rc = pc_secrets_scan_bytes(v->req.f[PC_REC_F_PATH], strlen(v->req.f[PC_REC_F_PATH]), "/request/path", h);
-  if (!rc) rc = pc_buf_puts(&hs.ptr, "/request/body");
-  if (!rc) rc = pc_secrets_scan_json(pc_json_root(v->req_body), &hs.ptr, h);
+  if (!rc) rc = pc_buf_puts(&hs.ptr, v->req_body ? "/request/body" : "/request/payload");
+  if (!rc) rc = pc_secrets_scan_json(pc_json_root(v->req_body ? v->req_body : v->payload_doc), &hs.ptr, h);
   if (!rc) rc = each_header(&v->e.headers, scan_header, &hs);
   if (!rc) rc = scan_response_body(v, &hs.ptr, h);
   pc_buf_free(&hs.ptr);
@@ -248,6 +263,7 @@ static int put_request(pc_buf *out, const struct view *v) {
   if (!rc) rc = put_str_member(out, "route", v->req.f[PC_REC_F_ROUTE], strlen(v->req.f[PC_REC_F_ROUTE]));
   if (!rc) rc = pc_buf_putc(out, ',');
   if (!rc) rc = put_str_member(out, "path", v->req.f[PC_REC_F_PATH], strlen(v->req.f[PC_REC_F_PATH]));
+  if (!rc && v->req.seq) rc = pc_buf_printf(out, ",\"seq\":%u", (unsigned)v->req.seq);
   if (!rc) rc = pc_buf_puts(out, ",\"headers\":{");
   int first = 1;
   for (int i = 0; i < PC_KEY_N_ALL && !rc; i++) {
@@ -257,8 +273,13 @@ static int put_request(pc_buf *out, const struct view *v) {
     if (!rc) rc = put_str_member(out, pc_key_headers[i], val, strlen(val));
     first = 0;
   }
-  if (!rc) rc = pc_buf_puts(out, "},\"body\":");
-  if (!rc) rc = pc_json_write(pc_json_root(v->req_body), out);
+  if (!rc && v->req_body) {
+    rc = pc_buf_puts(out, "},\"body\":");
+    if (!rc) rc = pc_json_write(pc_json_root(v->req_body), out);
+  } else if (!rc) {
+    rc = pc_buf_puts(out, "},\"payload\":");
+    if (!rc) rc = pc_buf_append(out, v->payload.data, v->payload.len);
+  }
   if (!rc) rc = pc_buf_putc(out, '}');
   return rc;
 }

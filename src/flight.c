@@ -48,6 +48,7 @@
 #include "json.h"
 #include "log.h"
 #include "policy.h"
+#include "sequence.h"
 #include "shared.h"
 #include "upstream.h"
 #include "writer.h"
@@ -64,6 +65,7 @@ struct pc_flights {
   const struct pc_config *cfg;
   struct pc_upstream *up;
   struct pc_wport *port;
+  pc_cache *cache;          /* read only: a recorded sequence's old entries */
   struct pc_shared *shared; /* the fleet's tier, or NULL */
   struct pc_flight *led;  /* flights this loop leads (or follows from another node) */
   struct pc_rsub *rsubs;  /* this loop's followers of other loops' flights */
@@ -80,6 +82,11 @@ struct pc_flight {
   struct pc_sub *subs;
   pc_buf store_head; /* header lines kept in the entry (leader only) */
   int storing;       /* waiting for the writer to commit the entry */
+  /* where the answer is stored: the request's key and material, or (record
+   * mode, an answer after the first to the same request) its sequence entry's */
+  struct pc_key skey;
+  pc_buf smaterial;
+  int seq; /* skey/smaterial hold a sequence entry's */
   /* the fleet (leader's loop only) */
   int leasing;                     /* waiting for the lease (or the lookup after it) */
   int aborted;                     /* shutdown came while leasing */
@@ -176,6 +183,7 @@ static void filter_head(struct pc_flight *f, const char *h, size_t len) {
 
 static void flight_mem_free(struct pc_flight *f) {
   pc_flight_req_free(&f->req);
+  pc_buf_free(&f->smaterial);
   pc_buf_free(&f->client_head);
   pc_buf_free(&f->store_head);
   pc_buf_free(&f->record);
@@ -313,7 +321,7 @@ static void stored(void *ud, int rc) {
   struct pc_flight *f = ud;
   if (rc) {
     char hex[PC_KEY_HEX_LEN + 1];
-    pc_key_hex(&f->req.key, hex);
+    pc_key_hex(f->seq ? &f->skey : &f->req.key, hex);
     pc_log_warn("store failed for key %s: %s", hex, pc_strerror(rc));
     pc_stats_store_failed();
   }
@@ -332,7 +340,8 @@ static int encode(struct pc_flight *f, pc_buf *enc) {
   e.status = f->status;
   e.created_ms = pc_now_ms();
   e.expires_ms = f->req.ttl_ms > 0 ? e.created_ms + f->req.ttl_ms : 0;
-  e.request = (struct pc_slice){f->req.material.data, f->req.material.len};
+  const pc_buf *m = f->seq ? &f->smaterial : &f->req.material;
+  e.request = (struct pc_slice){m->data, m->len};
   e.ns = slice_of(f->req.ns);
   e.route = slice_of(f->req.route);
   e.path = slice_of(f->req.path);
@@ -391,7 +400,12 @@ static void family_response(const struct pc_flight *f, int delimited, struct pc_
 static int family_of(const struct pc_flight *f) { return f->req.api ? f->req.api->family : PC_FAMILY_DEFAULT; }
 
 static int storable(const struct pc_flight *f, int delimited, int json_ok) {
-  if (f->status != 200 || !f->req.store || f->over_limit) return 0;
+  if (!f->req.store || f->over_limit) return 0;
+  if (f->status != 200) { /* record mode keeps every answer that arrived whole */
+    struct pc_usage u;
+    if (!f->req.any_status || !delimited) return 0;
+    return !labelled_json(&f->store_head) || pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len, 0, &u) == 0;
+  }
   if (family_of(f) != PC_FAMILY_DEFAULT) { /* the family says when its answers are whole */
     struct pc_family_response r;
     family_response(f, delimited, &r);
@@ -420,14 +434,47 @@ static void share(struct pc_flight *f, const char *p, size_t n) {
   struct pc_entry e;
   if (!pc_entry_decode(p, n, 0, &e)) created = e.created_ms;
   f->lease = NULL;
-  if (pc_shared_put(sh, f->req.key.b, p, n, f->req.ttl_ms > 0 ? f->req.ttl_ms : 0, ns, strlen(ns), created,
+  if (pc_shared_put(sh, (f->seq ? &f->skey : &f->req.key)->b, p, n, f->req.ttl_ms > 0 ? f->req.ttl_ms : 0, ns,
+                    strlen(ns), created,
                     shared_stored, l))
     pc_shared_lease_release(l);
+}
+
+#define SEQ_TAIL_MAX 100000 /* entries of an older recording's sequence dropped, at most */
+
+/* Record mode: which entry of the request's sequence this answer is. The
+ * first answer of this run replaces entry 0 and drops the later entries an
+ * earlier recording left; each next one is the next entry. */
+static int sequence_entry(struct pc_flight *f) {
+  uint32_t n = pc_seq_record_next(&f->req.key);
+  if (n) {
+    pc_buf_init(&f->smaterial, f->req.material.len + 64);
+    int rc = pc_key_material_seq(f->req.material.data, f->req.material.len, n, &f->smaterial);
+    if (rc) return rc;
+    pc_key_hash(f->smaterial.data, f->smaterial.len, &f->skey);
+    f->seq = 1;
+    return 0;
+  }
+  pc_buf m;
+  pc_buf_init(&m, f->req.material.len + 64);
+  for (uint32_t i = 1; i < SEQ_TAIL_MAX; i++) {
+    struct pc_key k;
+    const void *p;
+    size_t len;
+    if (pc_key_material_seq(f->req.material.data, f->req.material.len, i, &m)) break;
+    pc_key_hash(m.data, m.len, &k);
+    if (pc_cache_get_ref(f->fl->cache, k.b, &p, &len)) break;
+    pc_cache_release(f->fl->cache);
+    pc_writer_del(pc_wport_writer(f->fl->port), k.b);
+  }
+  pc_buf_free(&m);
+  return 0;
 }
 
 /* Hand a complete answer to the writer; returns whether it was queued (the
  * flight then finishes when the commit reports back). */
 static int store(struct pc_flight *f) {
+  if (f->req.sequence && sequence_entry(f)) return 0;
   pc_buf enc;
   pc_buf_init(&enc, f->fl->cfg->max_size);
   if (encode(f, &enc)) {
@@ -438,7 +485,7 @@ static int store(struct pc_flight *f) {
   char *p = pc_buf_steal(&enc, &n);
   if (!f->fleet) share(f, p, n);
   f->storing = 1;
-  pc_writer_put(f->fl->port, f->req.key.b, p, n, stored, f);
+  pc_writer_put(f->fl->port, (f->seq ? &f->skey : &f->req.key)->b, p, n, stored, f);
   return 1;
 }
 
@@ -896,12 +943,13 @@ void pc_flight_leave(struct pc_sub *sub) {
 /* ---- one loop's side ---- */
 
 int pc_flights_create(uv_loop_t *loop, const struct pc_config *cfg, struct pc_upstream *up, struct pc_wport *port,
-                      struct pc_shared *shared, void (*idle)(void *ud), void *ud, struct pc_flights **out) {
+                      pc_cache *cache, struct pc_shared *shared, void (*idle)(void *ud), void *ud,
+                      struct pc_flights **out) {
   pthread_once(&shards_once, shards_init);
   struct pc_flights *fl = calloc(1, sizeof *fl);
   if (!fl) return PC_ENOMEM;
   *fl = (struct pc_flights){
-      .loop = loop, .cfg = cfg, .up = up, .port = port, .shared = shared, .idle = idle, .ud = ud};
+      .loop = loop, .cfg = cfg, .up = up, .port = port, .cache = cache, .shared = shared, .idle = idle, .ud = ud};
   if (uv_async_init(loop, &fl->xnotify, on_xnotify)) {
     free(fl);
     return PC_EIO;

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "bodykey.h"
 #include "canon.h"
 #include "entry.h"
 #include "error.h"
@@ -119,16 +120,23 @@ static int request_headers(struct line_in *l, const struct pc_json *h) {
 }
 
 /* The canonical body, the key material and its hash; the line's key must match. */
-static int request_key(struct line_in *l, const struct pc_json *body) {
+static int request_key(struct line_in *l, const struct pc_json *body, const struct pc_json *payload) {
   struct pc_canon_info info;
   struct pc_key given;
   const struct pc_json *k = member(l, l->root, "key", PC_JSON_STRING, 0);
   if (!k) return PC_EINVAL;
   if (pc_key_from_hex(k->str, &given)) return bad(l, "must be 32 hex digits", "key");
-  int rc = pc_json_write(body, &l->scratch);
-  if (!rc) rc = pc_canon_json(l->scratch.data, l->scratch.len, NULL, 0, &l->canon, &info);
-  if (rc) return rc == PC_ENOMEM || rc == PC_ETOOBIG ? rc : bad(l, pc_strerror(rc), "request.body");
-  snprintf(l->model, sizeof l->model, "%s", info.model);
+  int rc;
+  if (payload) { /* a body that is not JSON, in bodykey.h's JSON form */
+    rc = pc_bodykey_from_json(payload, &l->canon);
+    if (rc) return rc == PC_ENOMEM || rc == PC_ETOOBIG ? rc : bad(l, "not a request payload", "request.payload");
+    l->model[0] = '\0';
+  } else {
+    rc = pc_json_write(body, &l->scratch);
+    if (!rc) rc = pc_canon_json(l->scratch.data, l->scratch.len, NULL, 0, &l->canon, &info);
+    if (rc) return rc == PC_ENOMEM || rc == PC_ETOOBIG ? rc : bad(l, pc_strerror(rc), "request.body");
+    snprintf(l->model, sizeof l->model, "%s", info.model);
+  }
   l->req.body = l->canon.data ? l->canon.data : "";
   l->req.body_len = l->canon.len;
   rc = pc_rec_material_build(&l->req, &l->material);
@@ -157,8 +165,13 @@ static int parse_request(struct line_in *l) {
   if (!(h = member(l, r, "headers", PC_JSON_OBJECT, 0))) return PC_EINVAL;
   rc = request_headers(l, h);
   if (rc) return rc;
-  if (!(body = pc_json_get(r, "body"))) return bad(l, "missing", "request.body");
-  return request_key(l, body);
+  const struct pc_json *seq = pc_json_get(r, "seq"), *payload = pc_json_get(r, "payload");
+  if (seq && (seq->type != PC_JSON_NUMBER || seq->num < 1 || seq->num > 4e9 || seq->num != (double)(uint32_t)seq->num))
+    return bad(l, "must be a positive integer", "request.seq");
+  l->req.seq = seq ? (uint32_t)seq->num : 0;
+  body = pc_json_get(r, "body");
+  if (!body == !payload) return bad(l, "give exactly one of body and payload", "request");
+  return request_key(l, body, payload);
 }
 
 static int header_text_ok(const char *s, size_t n, int is_name) {

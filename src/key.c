@@ -3,6 +3,7 @@
 #include "key.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,11 @@ int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
     const char *v = in->headers[i] ? in->headers[i] : "";
     if (i < PC_KEY_N_HEADERS || *v) rc = field(out, pc_key_headers[i], v, strlen(v));
   }
+  if (!rc && in->seq) {
+    char num[16];
+    int nn = snprintf(num, sizeof num, "%u", (unsigned)in->seq);
+    rc = field(out, "seq", num, (size_t)nn);
+  }
   if (!rc) rc = pc_buf_puts(out, "body=");
   if (!rc) rc = pc_buf_put_u64(out, in->body_len);
   if (!rc) rc = pc_buf_putc(out, ':');
@@ -180,4 +186,38 @@ int pc_key_material_field(const char *m, size_t len, const char *name, const cha
     s = v + flen + 1; /* skip the trailing newline (absent after body) */
   }
   return PC_ENOTFOUND;
+}
+
+uint32_t pc_key_material_seq_of(const char *m, size_t len) {
+  const char *p;
+  size_t n;
+  if (pc_key_material_field(m, len, "seq", &p, &n) || n == 0 || n > 9) return 0;
+  uint32_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return 0;
+    v = v * 10 + (uint32_t)(p[i] - '0');
+  }
+  return v;
+}
+
+int pc_key_material_seq(const char *m, size_t len, uint32_t seq, pc_buf *out) {
+  const char *body, *old;
+  size_t bn, on;
+  pc_buf_reset(out);
+  if (pc_key_material_field(m, len, "body", &body, &bn)) return PC_ECORRUPT;
+  const char *cut = body; /* the start of the "body=" field: "body=<len>:" before the bytes */
+  while (cut > m && cut[-1] != '\n') cut--;
+  const char *head_end = cut;
+  if (!pc_key_material_field(m, len, "seq", &old, &on)) { /* an existing seq field sits just before body */
+    head_end = old;
+    while (head_end > m && head_end[-1] != '\n') head_end--;
+  }
+  int rc = pc_buf_append(out, m, (size_t)(head_end - m));
+  if (!rc && seq) {
+    char num[16];
+    int nn = snprintf(num, sizeof num, "%u", (unsigned)seq);
+    rc = field(out, "seq", num, (size_t)nn);
+  }
+  if (!rc) rc = pc_buf_append(out, cut, (size_t)(m + len - cut));
+  return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bodykey.h"
 #include "entry.h"
 #include "error.h"
 
@@ -50,9 +51,12 @@ static int visit(void *ud, const uint8_t key[16], const void *val, size_t len) {
   if (pc_entry_decode(val, len, 0, &e) || !slice_is(&e.route, s->route) || !slice_is(&e.path, s->path)) return 0;
   /* Only what the caller could have hit: another tenant's namespace or
    * credential is never shown (its prompt would leak through the diff). */
-  if (!same_field(e.request.p, e.request.n, s->m, s->mlen, "namespace") ||
+  if (!same_field(e.request.p, e.request.n, s->m, s->mlen, "method") ||
+      !same_field(e.request.p, e.request.n, s->m, s->mlen, "namespace") ||
       !same_field(e.request.p, e.request.n, s->m, s->mlen, "credential"))
     return 0;
+  /* a later answer of a recorded sequence stands for the same request as its first */
+  if (pc_key_material_seq_of(e.request.p, e.request.n)) return 0;
   size_t pre = common_prefix(e.request.p, e.request.n, s->m, s->mlen);
   size_t shorter = e.request.n < s->mlen ? e.request.n : s->mlen;
   size_t score = pre + common_suffix(e.request.p, e.request.n, s->m, s->mlen, shorter - pre);
@@ -74,40 +78,70 @@ static char *json_text_of(const char *p, size_t n) {
   return pc_buf_steal(&b, NULL);
 }
 
-/* Non-body key fields that differ, as "@field" pseudo-pointers. */
-static int field_diffs(const char *a, size_t an, const char *b, size_t bn, struct pc_nearest *out) {
-  static const char *const fields[] = {"method", "path", "namespace", "credential", "anthropic-version",
-                                       "anthropic-beta", "openai-beta", "openai-organization", "openai-project"};
-  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-    const char *pa = "", *pb = "";
-    size_t na = 0, nb = 0;
-    pc_key_material_field(a, an, fields[i], &pa, &na);
-    pc_key_material_field(b, bn, fields[i], &pb, &nb);
-    if (na == nb && !memcmp(pa, pb, na)) continue;
-    out->total++;
-    if (out->n >= PC_NEAREST_MAX_DIFFS) continue;
-    struct pc_json_diff *d = realloc(out->diffs, (out->n + 1) * sizeof *d);
-    if (!d) return PC_ENOMEM;
-    out->diffs = d;
-    d = &out->diffs[out->n++];
-    size_t pl = strlen(fields[i]) + 2;
-    d->pointer = malloc(pl);
-    if (d->pointer) {
-      d->pointer[0] = '@';
-      memcpy(d->pointer + 1, fields[i], pl - 1);
-    }
-    d->recorded = json_text_of(pa, na);
-    d->requested = json_text_of(pb, nb);
+static int add_diff(struct pc_nearest *out, const char *name, const char *pa, size_t na, const char *pb, size_t nb) {
+  out->total++;
+  if (out->n >= PC_NEAREST_MAX_DIFFS) return 0;
+  struct pc_json_diff *d = realloc(out->diffs, (out->n + 1) * sizeof *d);
+  if (!d) return PC_ENOMEM;
+  out->diffs = d;
+  d = &out->diffs[out->n++];
+  size_t pl = strlen(name) + 2;
+  d->pointer = malloc(pl);
+  if (d->pointer) {
+    d->pointer[0] = '@';
+    memcpy(d->pointer + 1, name, pl - 1);
   }
+  d->recorded = json_text_of(pa, na);
+  d->requested = json_text_of(pb, nb);
   return 0;
 }
 
+/* Non-body key fields that differ, as "@field" pseudo-pointers; a path that
+ * differs only in its query as "@query/<name>" per parameter. */
+static int field_diffs(const char *a, size_t an, const char *b, size_t bn, struct pc_nearest *out) {
+  static const char *const fields[] = {"method", "namespace", "credential"};
+  int rc = 0;
+  const char *pa = "", *pb = "";
+  size_t na = 0, nb = 0;
+  pc_key_material_field(a, an, "path", &pa, &na);
+  pc_key_material_field(b, bn, "path", &pb, &nb);
+  const char *qa = memchr(pa, '?', na), *qb = memchr(pb, '?', nb);
+  size_t la = qa ? (size_t)(qa - pa) : na, lb = qb ? (size_t)(qb - pb) : nb;
+  if (la == lb && !memcmp(pa, pb, la)) {
+    if (na != nb || memcmp(pa, pb, na))
+      rc = pc_bodykey_query_diff(qa ? qa + 1 : "", qa ? na - la - 1 : 0, qb ? qb + 1 : "", qb ? nb - lb - 1 : 0,
+                                 PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV, &out->diffs, &out->n, &out->total);
+  } else {
+    rc = add_diff(out, "path", pa, na, pb, nb);
+  }
+  for (size_t i = 0; i < sizeof fields / sizeof *fields && !rc; i++) {
+    pa = pb = "";
+    na = nb = 0;
+    pc_key_material_field(a, an, fields[i], &pa, &na);
+    pc_key_material_field(b, bn, fields[i], &pb, &nb);
+    if (na != nb || memcmp(pa, pb, na)) rc = add_diff(out, fields[i], pa, na, pb, nb);
+  }
+  for (int i = 0; i < PC_KEY_N_ALL && !rc; i++) {
+    pa = pb = "";
+    na = nb = 0;
+    pc_key_material_field(a, an, pc_key_headers[i], &pa, &na);
+    pc_key_material_field(b, bn, pc_key_headers[i], &pb, &nb);
+    if (na != nb || memcmp(pa, pb, na)) rc = add_diff(out, pc_key_headers[i], pa, na, pb, nb);
+  }
+  return rc;
+}
+
+/* JSON bodies: JSON pointers; any other (bodykey.h): @part/..., @field/...,
+ * @body, @content-type. */
 static int body_diffs(const char *a, size_t an, const char *b, size_t bn, struct pc_nearest *out) {
   const char *pa, *pb;
   size_t na, nb;
   struct pc_json_doc *da = NULL, *db = NULL;
   int rc = pc_key_material_field(a, an, "body", &pa, &na);
   if (!rc) rc = pc_key_material_field(b, bn, "body", &pb, &nb);
+  if (!rc && (pc_bodykey_is_canon(pa, na) || pc_bodykey_is_canon(pb, nb)))
+    return pc_bodykey_diff(pa, na, pb, nb, PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV, &out->diffs, &out->n,
+                           &out->total);
   if (!rc) rc = pc_json_parse(pa, na, &da, NULL);
   if (!rc) rc = pc_json_parse(pb, nb, &db, NULL);
   if (!rc) rc = pc_json_diff(pc_json_root(da), pc_json_root(db), PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV,

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "admin.h"
+#include "bodykey.h"
 #include "cache.h"
 #include "canon.h"
 #include "clock.h"
@@ -35,6 +36,7 @@
 #include "rawkey.h"
 #include "respond.h"
 #include "route.h"
+#include "sequence.h"
 #include "server.h"
 #include "shared.h"
 #include "sse.h"
@@ -390,6 +392,35 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct
   return 1;
 }
 
+/* Replay: the n-th identical request of this run gets the n-th recorded
+ * answer (sequence.h), the last one once they run out. */
+static int try_hit_sequence(struct pc_exchange *x, const struct pc_key *key, const struct pc_controls *ct,
+                            const char *model) {
+  struct pc_flow *fw = x->flow;
+  pc_buf m;
+  pc_buf_init(&m, fw->material.len + 64);
+  int served = 0;
+  for (uint32_t want = pc_seq_replay_want(key);; want--) {
+    struct pc_key k = *key;
+    struct expect ex = {fw->material.data, fw->material.len, 0, 0};
+    if (want) {
+      if (pc_key_material_seq(fw->material.data, fw->material.len, want, &m)) break;
+      pc_key_hash(m.data, m.len, &k);
+      ex.material = m.data;
+      ex.mlen = m.len;
+    }
+    if (try_hit(x, &k, &ex, ct, NULL, model)) {
+      pc_seq_replay_served(key, want);
+      served = 1;
+      break;
+    }
+    if (!want) break;
+    pc_seq_replay_length(key, want); /* the sequence is shorter: its last entry again */
+  }
+  pc_buf_free(&m);
+  return served;
+}
+
 /* Start the exchange, or join an identical one in flight on any loop
  * (pc_flight_start claims the key atomically). */
 static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr) {
@@ -433,6 +464,31 @@ static int key_headers_printable(const struct pc_hdrs *hd, unsigned keyed) {
   return 1;
 }
 
+/* A body that is not JSON is keyed by bodykey.h's canonical form: in
+ * record and replay modes (`any_body`), which key every exchange. */
+static int non_json(const char *ct, size_t n) {
+  while (n && (*ct == ' ' || *ct == '\t')) ct++, n--;
+  return (n >= 10 && !strncasecmp(ct, "multipart/", 10)) ||
+         (n >= 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33));
+}
+
+static int canon_body(struct pc_exchange *x, const struct pc_config *cfg, int any_body, pc_buf *canon,
+                      struct pc_canon_info *info) {
+  const struct pc_req *r = req_of(x);
+  const char *body = r->body_at ? r->body_at : "";
+  size_t ctlen = 0;
+  const char *ct = any_body ? pc_req_header(r, "content-type", &ctlen) : NULL;
+  if (!any_body || (r->body_len && !(ct && non_json(ct, ctlen)))) {
+    int rc = pc_canon_json(body, r->body_len, (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon,
+                           info);
+    if (!rc || !any_body || rc == PC_ENOMEM || rc == PC_ETOOBIG) return rc;
+    pc_buf_reset(canon); /* not JSON: keyed by its bytes */
+  }
+  memset(info, 0, sizeof *info);
+  info->stream_field = -1;
+  return pc_bodykey_canon(ct, ctlen, body, r->body_len, canon, NULL);
+}
+
 /* Canonicalize and key a cacheable request. Returns 0 when it can be cached. */
 static int key_request(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
   struct pc_flow *fw = x->flow;
@@ -440,12 +496,12 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
   const struct pc_config *cfg = fw->cfg;
   struct pc_canon_info info;
   pc_buf *canon = &fw->scratch, *material = &fw->material; /* per loop: no allocation per hit */
+  int any_body = cfg->mode == PC_MODE_RECORD || cfg->mode == PC_MODE_REPLAY;
   pc_buf_reset(canon);
   pc_buf_reset(material);
   unsigned keyed = mask_for(m->api->family)->key;
   if (!key_headers_printable(&x->hdr, keyed)) return PC_EUTF8;
-  int rc = pc_canon_json(r->body_at ? r->body_at : "", r->body_len, (const char *const *)cfg->ignore_fields.v,
-                         cfg->ignore_fields.n, canon, &info);
+  int rc = canon_body(x, cfg, any_body, canon, &info);
   size_t nslen = x->hdr.n[PC_H_NAMESPACE];
   const char *ns = x->hdr.v[PC_H_NAMESPACE];
   if (!rc) {
@@ -784,9 +840,13 @@ static void handle(struct pc_exchange *x) {
   struct pc_route_match m;
   pc_route_match(cfg, target, &m);
   x->resp.route = m.route;
-  int cacheable = cfg->mode != PC_MODE_OFF && !strcmp(r->method, "POST") && pc_route_cacheable(cfg, &m);
+  /* record and replay key every exchange; the other modes cache inference calls only */
+  int record_all = cfg->mode == PC_MODE_RECORD || cfg->mode == PC_MODE_REPLAY;
+  int inference = !strcmp(r->method, "POST") && pc_route_cacheable(cfg, &m);
+  int cacheable = cfg->mode != PC_MODE_OFF && (inference || record_all);
+  if (record_all && !inference) d.coalesce = 0; /* two identical creates are two exchanges, recorded in turn */
   struct memo_in mi;
-  int memo = cacheable && d.lookup;
+  int memo = cacheable && d.lookup && !record_all; /* replay: a sequence's next answer is not the memo's */
   if (memo) memo_input(x, &m, &mi);
   enum memo looked = memo ? memo_lookup(x, &mi, &ct) : MEMO_UNKNOWN;
   if (looked == MEMO_HIT) return;
@@ -798,10 +858,15 @@ static void handle(struct pc_exchange *x) {
   if (cacheable && key_request(x, &m, &fr, &stream) == 0) {
     struct expect ex = {fw->material.data, fw->material.len, 0, 0};
     const struct memo_in *remember = memo && looked == MEMO_UNKNOWN ? &mi : NULL;
-    if (d.lookup && looked == MEMO_UNKNOWN && try_hit(x, &fr.key, &ex, &ct, remember, fr.model)) {
+    int served = 0;
+    if (d.lookup && looked == MEMO_UNKNOWN)
+      served = cfg->mode == PC_MODE_REPLAY ? try_hit_sequence(x, &fr.key, &ct, fr.model)
+                                           : try_hit(x, &fr.key, &ex, &ct, remember, fr.model);
+    if (served) {
       pc_flight_req_free(&fr);
       return;
     }
+    fr.sequence = fr.any_status = cfg->mode == PC_MODE_RECORD;
     /* not served: a small request is remembered anyway (its next repeat skips the canonicalization) */
     if (remember)
       memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
@@ -959,7 +1024,8 @@ static int flow_start(void *ctx, struct pc_worker *w, void **out) {
     rc = pc_fleet_open(fw->loop, &fo, &fw->fleet);
     fw->shared = pc_fleet_shared(fw->fleet);
   }
-  if (!rc) rc = pc_flights_create(fw->loop, cfg, fw->up, fw->port, fw->shared, flights_idle, fw, &fw->flights);
+  if (!rc)
+    rc = pc_flights_create(fw->loop, cfg, fw->up, fw->port, fw->cache, fw->shared, flights_idle, fw, &fw->flights);
   return rc;
 }
 

@@ -191,7 +191,8 @@ int pc_rec_material_build(const struct pc_rec_fields *r, pc_buf *out) {
                             .ns = r->f[PC_REC_F_NS],
                             .cred_fp_hex = "",
                             .body = r->body,
-                            .body_len = r->body_len};
+                            .body_len = r->body_len,
+                            .seq = r->seq};
   for (int i = 0; i < PC_KEY_N_ALL; i++) in.headers[i] = r->f[PC_REC_F_HDR0 + i];
   return pc_key_material(&in, out);
 }
@@ -208,6 +209,7 @@ int pc_rec_fields_from_material(const struct pc_slice *m, struct pc_rec_fields *
     if (!rc) rc = pc_utf8_valid(p, n) ? pc_rec_field_set(r, i, p, n) : PC_EINVAL;
   }
   if (!rc) rc = pc_key_material_field(m->p, m->n, "body", &r->body, &r->body_len);
+  if (!rc) r->seq = pc_key_material_seq_of(m->p, m->n);
   return rc == PC_EINVAL || rc == PC_ENOTFOUND ? PC_ECORRUPT : rc;
 }
 

@@ -23,6 +23,7 @@
 struct job {
   struct job *next;
   char meta[16]; /* non-empty: a record for the "meta" database, not an entry */
+  int del;       /* delete the entry under key (val NULL) */
   uint8_t key[16];
   char *val;
   size_t len;
@@ -81,6 +82,7 @@ static void commit_batch(struct pc_writer *w, struct job *jobs) {
   size_t n = 0;
   for (struct job *j = jobs; j; j = j->next) {
     if (j->meta[0]) j->rc = pc_cache_meta_put(w->cache, j->meta, j->val, j->len);
+    else if (j->del) j->rc = pc_cache_del(w->cache, j->key);
     else n++;
   }
   struct pc_cache_put_item *items = n ? calloc(n, sizeof *items) : NULL;
@@ -90,14 +92,14 @@ static void commit_batch(struct pc_writer *w, struct job *jobs) {
   }
   size_t i = 0;
   for (struct job *j = jobs; j; j = j->next)
-    if (!j->meta[0]) items[i++] = (struct pc_cache_put_item){j->key, j->val, j->len, 0};
+    if (!j->meta[0] && !j->del) items[i++] = (struct pc_cache_put_item){j->key, j->val, j->len, 0};
   if (n && pc_cache_put_batch(w->cache, items, n) == PC_EMAPFULL) {
     maybe_evict(w, 1); /* a store never fails for lack of space: make room, retry once */
     pc_cache_put_batch(w->cache, items, n);
   }
   i = 0;
   for (struct job *j = jobs; j; j = j->next)
-    if (!j->meta[0]) j->rc = items[i++].rc;
+    if (!j->meta[0] && !j->del) j->rc = items[i++].rc;
   free(items);
 }
 
@@ -268,6 +270,20 @@ void pc_writer_meta(struct pc_writer *w, const char *name, char *val, size_t len
   pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
 }
+
+void pc_writer_del(struct pc_writer *w, const uint8_t key[16]) {
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) return;
+  memcpy(j->key, key, 16);
+  j->del = 1;
+  pthread_mutex_lock(&w->mu);
+  *w->tail = j;
+  w->tail = &j->next;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+struct pc_writer *pc_wport_writer(struct pc_wport *p) { return p->w; }
 
 void pc_writer_touch(struct pc_wport *p, const uint8_t key[16]) {
   struct pc_writer *w = p->w;

@@ -185,3 +185,29 @@ Test(key, optional_key_headers_enter_the_material_only_when_set) {
   pc_buf_free(&a);
   pc_buf_free(&b);
 }
+
+Test(key, a_sequence_entry_has_its_own_material_and_key) {
+  struct pc_key_input in = {.route = "", .method = "GET", .path = "/v1/threads/t/runs/r", .path_len = 20, .ns = "",
+                            .cred_fp_hex = "", .body = "", .body_len = 0};
+  pc_buf m0, m2, via, back;
+  pc_buf_init(&m0, 1 << 16);
+  pc_buf_init(&m2, 1 << 16);
+  pc_buf_init(&via, 1 << 16);
+  pc_buf_init(&back, 1 << 16);
+  cr_assert_eq(pc_key_material(&in, &m0), 0);
+  in.seq = 2;
+  cr_assert_eq(pc_key_material(&in, &m2), 0);
+  cr_expect_not_null(strstr(m2.data, "seq=1:2\nbody=0:"));
+  cr_expect_null(strstr(m0.data, "seq="), "entry 0 has no seq field: keys recorded before sequences stay");
+  cr_assert_eq(pc_key_material_seq(m0.data, m0.len, 2, &via), 0);
+  cr_expect_eq(via.len, m2.len);
+  cr_expect_eq(memcmp(via.data, m2.data, m2.len), 0, "inserting the field gives what the key input gives");
+  cr_expect_eq(pc_key_material_seq_of(via.data, via.len), 2);
+  cr_assert_eq(pc_key_material_seq(via.data, via.len, 0, &back), 0);
+  cr_expect_eq(back.len, m0.len);
+  cr_expect_eq(memcmp(back.data, m0.data, m0.len), 0, "and seq 0 removes it");
+  pc_buf_free(&m0);
+  pc_buf_free(&m2);
+  pc_buf_free(&via);
+  pc_buf_free(&back);
+}
