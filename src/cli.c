@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bodykey.h"
 #include "buf.h"
 #include "cache.h"
 #include "cli_fleet.h"
@@ -753,9 +754,21 @@ static void print_request(const struct pc_entry *e) {
     shown++;
   }
   if (!shown) puts("    (none)");
-  puts("  body");
-  if (pc_key_material_field(e->request.p, e->request.n, "body", &p, &n)) puts("    (missing)");
-  else print_body(p, n, 4);
+  uint32_t seq = pc_key_material_seq_of(e->request.p, e->request.n);
+  if (seq) printf("  %-11s%u (answer %u of a recorded sequence)\n", "seq", (unsigned)seq, (unsigned)seq + 1);
+  if (pc_key_material_field(e->request.p, e->request.n, "body", &p, &n)) {
+    puts("  body\n    (missing)");
+  } else if (pc_bodykey_is_canon(p, n)) { /* not JSON: as export writes it */
+    pc_buf j;
+    pc_buf_init(&j, (size_t)1 << 32);
+    puts("  payload");
+    if (pc_bodykey_to_json(p, n, &j)) puts("    (unreadable)");
+    else print_body(j.data, j.len, 4);
+    pc_buf_free(&j);
+  } else {
+    puts("  body");
+    print_body(p, n, 4);
+  }
 }
 
 static void print_times(const struct pc_entry *e) {
