@@ -489,6 +489,32 @@ static int canon_body(struct pc_exchange *x, const struct pc_config *cfg, int an
   return pc_bodykey_canon(ct, ctlen, body, r->body_len, canon, NULL);
 }
 
+/* The model of a request whose body does not name it, from its path:
+ * Gemini's /models/<m>:..., Bedrock's /model/<id>/... (percent-decoded),
+ * Azure's /deployments/<d>/... Empty when none. */
+static void model_from_path(const char *path, size_t n, char *out, size_t cap) {
+  static const char *const marks[] = {"/models/", "/model/", "/deployments/"};
+  out[0] = '\0';
+  for (size_t k = 0; k < sizeof marks / sizeof *marks; k++) {
+    size_t ml = strlen(marks[k]);
+    const char *p = n >= ml ? memmem(path, n, marks[k], ml) : NULL;
+    if (!p) continue;
+    p += ml;
+    const char *end = path + n;
+    size_t o = 0;
+    for (; p < end && *p != '/' && *p != ':' && o + 1 < cap; p++) {
+      if (*p == '%' && end - p > 2 && pc_hexval((unsigned char)p[1]) >= 0 && pc_hexval((unsigned char)p[2]) >= 0) {
+        out[o++] = (char)(pc_hexval((unsigned char)p[1]) << 4 | pc_hexval((unsigned char)p[2]));
+        p += 2;
+      } else {
+        out[o++] = *p;
+      }
+    }
+    out[o] = '\0';
+    return;
+  }
+}
+
 /* Canonicalize and key a cacheable request. Returns 0 when it can be cached. */
 static int key_request(struct pc_exchange *x, const struct pc_route_match *m, struct pc_flight_req *fr, int *stream) {
   struct pc_flow *fw = x->flow;
@@ -519,6 +545,7 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
     fr->ns = dup_n(ns ? ns : "", nslen);
     fr->route = dup_n(m->route, strlen(m->route));
     fr->path = dup_n(m->path, m->path_len);
+    if (!info.model[0]) model_from_path(m->path, m->path_len, info.model, sizeof info.model);
     fr->model = dup_n(info.model, strlen(info.model));
     if (!fr->ns || !fr->route || !fr->path || !fr->model) rc = PC_ENOMEM;
     copy_str(x->resp.model, sizeof x->resp.model, info.model, strlen(info.model));
