@@ -228,8 +228,12 @@ static void conn_parse(struct pc_conn *c) {
 
 /* Reads land in a per-thread slab (idle connections hold no buffer), or,
  * while a large body with a Content-Length arrives, straight at the end of
- * the request's body (no copy). */
+ * the request's body (no copy). The first read of a request takes at most
+ * FIRST_READ bytes: enough for headers and a small body (or many pipelined
+ * requests), while the body of a large one is mostly read in place instead
+ * of being copied out of the slab. */
 #define SLAB (64 * 1024)
+#define FIRST_READ (32 * 1024)
 #define IN_PLACE_MIN (16 * 1024)
 #define IN_PLACE_MOST ((size_t)4 << 20)
 
@@ -245,7 +249,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     return;
   }
   buf->base = slab;
-  buf->len = sizeof slab;
+  buf->len = c->state == CONN_READING && c->in.len == 0 && !c->http.in_message ? FIRST_READ : sizeof slab;
 }
 
 static void stop_reading(struct pc_conn *c) {
