@@ -15,13 +15,13 @@
  * first answer: the entry that replaces whatever an earlier run recorded). */
 uint32_t pc_seq_record_next(const struct pc_key *key);
 
-/* Replay: the index of the entry the next request for `key` should get:
- * the count served so far, or the last entry once the sequence is known to
- * be shorter. */
-uint32_t pc_seq_replay_want(const struct pc_key *key);
-/* The entry `index` was served. */
-void pc_seq_replay_served(const struct pc_key *key, uint32_t index);
-/* Entry `index` does not exist: the sequence has `index` entries. */
+/* Replay: the index of the entry this request for `key` gets, taken in one
+ * step (requests on several loops at once each get their own): the count
+ * of requests before it, or the last entry once the sequence is known to be
+ * shorter. */
+uint32_t pc_seq_replay_take(const struct pc_key *key);
+/* Entry `index` does not exist: the sequence has `index` entries (the
+ * caller then tries the one before). */
 void pc_seq_replay_length(const struct pc_key *key, uint32_t index);
 
 #endif

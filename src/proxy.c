@@ -400,7 +400,7 @@ static int try_hit_sequence(struct pc_exchange *x, const struct pc_key *key, con
   pc_buf m;
   pc_buf_init(&m, fw->material.len + 64);
   int served = 0;
-  for (uint32_t want = pc_seq_replay_want(key);; want--) {
+  for (uint32_t want = pc_seq_replay_take(key);; want--) {
     struct pc_key k = *key;
     struct expect ex = {fw->material.data, fw->material.len, 0, 0};
     if (want) {
@@ -410,7 +410,6 @@ static int try_hit_sequence(struct pc_exchange *x, const struct pc_key *key, con
       ex.mlen = m.len;
     }
     if (try_hit(x, &k, &ex, ct, NULL, model)) {
-      pc_seq_replay_served(key, want);
       served = 1;
       break;
     }

@@ -11,7 +11,7 @@ struct slot {
   uint8_t key[16];
   int used;
   uint32_t recorded; /* answers recorded in this run */
-  uint32_t served;   /* requests served in this run */
+  uint32_t served;   /* requests that took an entry in this run */
   uint32_t length;   /* known number of entries (0: unknown) */
 };
 
@@ -58,20 +58,16 @@ uint32_t pc_seq_record_next(const struct pc_key *key) {
   return n;
 }
 
-uint32_t pc_seq_replay_want(const struct pc_key *key) {
+uint32_t pc_seq_replay_take(const struct pc_key *key) {
   pthread_mutex_lock(&mu);
   struct slot *s = slot_of(key);
   uint32_t n = 0;
-  if (s) n = s->length && s->served >= s->length ? s->length - 1 : s->served;
+  if (s) {
+    n = s->length && s->served >= s->length ? s->length - 1 : s->served;
+    if (s->served < UINT32_MAX) s->served++;
+  }
   pthread_mutex_unlock(&mu);
   return n;
-}
-
-void pc_seq_replay_served(const struct pc_key *key, uint32_t index) {
-  pthread_mutex_lock(&mu);
-  struct slot *s = slot_of(key);
-  if (s && index >= s->served) s->served = index + 1;
-  pthread_mutex_unlock(&mu);
 }
 
 void pc_seq_replay_length(const struct pc_key *key, uint32_t index) {

@@ -24,9 +24,8 @@ Test(sequence, replay_serves_in_order_then_repeats_the_last) {
   struct pc_key k = key_of(3);
   uint32_t n = 3, got[6];
   for (int i = 0; i < 6; i++) {
-    uint32_t want = pc_seq_replay_want(&k);
+    uint32_t want = pc_seq_replay_take(&k);
     while (want >= n) pc_seq_replay_length(&k, want--); /* entries 0..2 exist */
-    pc_seq_replay_served(&k, want);
     got[i] = want;
   }
   uint32_t expect[6] = {0, 1, 2, 2, 2, 2};
@@ -44,4 +43,14 @@ Test(sequence, many_keys) {
     memcpy(k.b + 1, &i, sizeof i);
     cr_assert_eq(pc_seq_record_next(&k), 1);
   }
+}
+
+Test(sequence, takes_are_atomic_across_threads_of_a_burst) {
+  struct pc_key k = key_of(4);
+  uint32_t seen[8] = {0};
+  for (int i = 0; i < 8; i++) seen[i] = pc_seq_replay_take(&k); /* a burst before any length is known */
+  for (uint32_t i = 0; i < 8; i++) cr_expect_eq(seen[i], i, "each request its own entry");
+  pc_seq_replay_length(&k, 2); /* only 0 and 1 exist */
+  cr_expect_eq(pc_seq_replay_take(&k), 1, "then the last, again and again");
+  cr_expect_eq(pc_seq_replay_take(&k), 1);
 }
