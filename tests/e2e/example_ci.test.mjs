@@ -1,8 +1,12 @@
 // example_ci.test.mjs — the worked CI example in examples/ci/ really works:
 //   - replay.sh passes offline against the committed fixtures/llm.jsonl (every
-//     request a HIT, the upstream a closed port);
+//     request a HIT, the upstream a closed port): chat completions and a
+//     stream, and the calls that are not completions (a multipart file upload
+//     made twice, its download and delete, an assistant run polled until it
+//     completes, MP3 speech);
 //   - a changed prompt makes replay.sh fail with the 424 explanation naming the
 //     JSON pointer that differs, and promptcache's --fail-on-miss exit status;
+//   - a changed upload fails it likewise at @part/file;
 //   - record.sh against the local stand-in (fake-openai.mjs) writes a fixture
 //     identical in substance to the committed one, which replay.sh then passes.
 // The scripts run in their own process group; a test fails if anything of
@@ -79,15 +83,31 @@ const entries = (file) => fs.readFileSync(file, 'utf8').trim().split('\n').map((
 
 test('replay.sh passes offline against the committed recording: every request a HIT', { timeout: 40000 }, async () => {
   const recorded = entries(COMMITTED);
-  assert.ok(recorded.length >= 3, 'the committed fixture holds the example suite');
+  assert.ok(recorded.length >= 14, 'the committed fixture holds the example suite');
   const r = await runScript('replay.sh');
   assertClean(r, 'replay.sh');
   assert.equal(r.code, 0, `replay.sh failed:\n${r.out}`);
-  assert.match(r.out, /# pass 3\n# fail 0/);
+  assert.match(r.out, /# pass 6\n# fail 0/);
   assert.match(r.out, /replay\.sh: OK/);
-  const hits = r.out.split('\n').filter((l) => / POST \/v1\/chat\/completions 200 HIT [0-9a-f]{32} /.test(l));
+  const hits = r.out.split('\n').filter((l) => / (GET|POST|DELETE) \/v1\/\S+ 200 HIT [0-9a-f]{32} /.test(l));
   assert.equal(hits.length, recorded.length, `one HIT per recorded exchange:\n${r.out}`);
+  const count = (re) => hits.filter((l) => re.test(l)).length;
+  assert.equal(count(/ POST \/v1\/chat\/completions /), 3);
+  assert.equal(count(/ POST \/v1\/files /), 2, 'the same upload twice, both answered');
+  assert.equal(count(/ GET \/v1\/threads\/[^/ ]+\/runs\/[^/ ]+ /), 3, 'every poll of the run, in order, until completed');
+  assert.equal(count(/ POST \/v1\/audio\/speech /), 1);
+  assert.equal(count(/ DELETE \/v1\/files\//), 2);
   assert.doesNotMatch(r.out, / MISS | 424 /);
+  // the recording holds the sequences the suite produced
+  const polls = recorded.filter((e) => e.request.method === 'GET' && /\/runs\/[^/]+$/.test(e.request.path))
+    .sort((a, b) => (a.request.seq ?? 0) - (b.request.seq ?? 0));
+  assert.deepEqual(polls.map((e) => [e.request.seq ?? 0, e.response.body.status]), [[0, 'in_progress'], [1, 'in_progress'], [2, 'completed']]);
+  const uploads = recorded.filter((e) => e.request.method === 'POST' && e.request.path === '/v1/files');
+  assert.deepEqual(uploads.map((e) => e.request.seq ?? 0).sort(), [0, 1]);
+  assert.equal(uploads[0].request.payload.content_type, 'multipart/form-data');
+  const speech = recorded.find((e) => e.request.path === '/v1/audio/speech');
+  assert.equal(speech.response.headers['content-type'], 'audio/mpeg');
+  assert.equal(typeof speech.response.body_base64, 'string', 'the MP3 bytes are in the fixture as base64');
 });
 
 test('a changed prompt fails replay.sh with a 424 naming the JSON pointer that differs', { timeout: 40000 }, async () => {
@@ -106,11 +126,27 @@ test('a changed prompt fails replay.sh with a 424 naming the JSON pointer that d
   assert.match(r.out, /replay\.sh: FAILED \(npm test exit 1, promptcache exit 1\)/);
 });
 
+test('a changed upload fails replay.sh with a 424 naming the part that differs', { timeout: 40000 }, async () => {
+  const r = await runScript('replay.sh', { NOTES_DAY: 'Monday' });
+  assertClean(r, 'replay.sh');
+  assert.notEqual(r.code, 0, `replay.sh must fail on a replay miss:\n${r.out}`);
+  assert.match(r.out, /code: 'replay_miss'/);
+  // the same file name and size: only the bytes differ (their hashes are shown)
+  assert.match(r.out, /differs at @part\/file \(recorded "notes\.txt, text\/plain, (\d+) bytes, xxh3 [0-9a-f]{16}", requested "notes\.txt, text\/plain, \1 bytes, xxh3 [0-9a-f]{16}"\)/);
+  assert.match(r.out, /warn replay miss POST \/v1\/files key=[0-9a-f]{32}/);
+  assert.doesNotMatch(r.out, /boundary/i, 'the random multipart boundary is never a difference');
+  // the calls that do not depend on the upload still hit
+  assert.match(r.out, / POST \/v1\/audio\/speech 200 HIT /);
+  assert.match(r.out, / POST \/v1\/chat\/completions 200 HIT /);
+  assert.match(r.out, /promptcache: 2 replay misses \(--fail-on-miss\)/);
+  assert.match(r.out, /replay\.sh: FAILED \(npm test exit 1, promptcache exit 1\)/);
+});
+
 async function startFake(t) {
   const proc = spawn(process.execPath, [path.join(EXAMPLE, 'fake-openai.mjs'), '--port', '0'], {
     cwd: EXAMPLE, stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const fake = { proc, out: '', requests: () => fake.out.split('\n').filter((l) => /^fake-openai: POST /.test(l)).length };
+  const fake = { proc, out: '', requests: () => fake.out.split('\n').filter((l) => /^fake-openai: (GET|POST|DELETE) /.test(l)).length };
   const exited = new Promise((r) => proc.on('exit', r));
   t.after(async () => {
     proc.kill('SIGTERM');
@@ -144,17 +180,20 @@ test('record.sh against the local stand-in, then replay.sh of that recording', {
   });
   assertClean(rec, 'record.sh');
   assert.equal(rec.code, 0, `record.sh failed:\n${rec.out}`);
-  assert.match(rec.out, /record\.sh: wrote 3 recorded exchanges to /);
-  assert.equal(fake.requests(), 3, `every request reached the stand-in once:\n${fake.out}`);
+  const n = entries(COMMITTED).length;
+  assert.match(rec.out, new RegExp(`record\\.sh: wrote ${n} recorded exchanges to `));
+  assert.equal(fake.requests(), n, `every request reached the stand-in once:\n${fake.out}`);
   const text = fs.readFileSync(fixture, 'utf8');
   assert.ok(!text.includes('sk-e2e-recording-key'), 'the API key is never written to the fixture');
   assert.deepEqual(fs.readdirSync(path.dirname(fixture)), ['llm.jsonl'], 'nothing else is left next to the fixture');
 
-  // The committed fixture was recorded the same way: same requests (keys) and
-  // the same answers; only timestamps and chunk timings may differ.
+  // The committed fixture was recorded the same way: same requests (keys,
+  // sequences, payloads) and the same answers; only timestamps and chunk
+  // timings may differ.
   const substance = (e) => ({
-    key: e.key, request: e.request, status: e.response.status, body: e.response.body,
-    events: e.response.events && e.response.events.map((ev) => ev.data),
+    key: e.key, request: e.request, status: e.response.status, headers: e.response.headers,
+    body: e.response.body, body_raw: e.response.body_raw, body_base64: e.response.body_base64,
+    events: e.response.events && e.response.events.map((ev) => ev.data ?? ev.data_base64),
   });
   assert.deepEqual(entries(fixture).map(substance), entries(COMMITTED).map(substance),
     'examples/ci/fixtures/llm.jsonl is out of date: re-record it with fake-openai.mjs (see examples/ci/README.md)');
@@ -162,5 +201,5 @@ test('record.sh against the local stand-in, then replay.sh of that recording', {
   const rep = await runScript('replay.sh', { FIXTURE: fixture });
   assertClean(rep, 'replay.sh');
   assert.equal(rep.code, 0, `replay.sh of the fresh recording failed:\n${rep.out}`);
-  assert.equal(fake.requests(), 3, 'replay never contacts the stand-in');
+  assert.equal(fake.requests(), n, 'replay never contacts the stand-in');
 });
