@@ -21,7 +21,10 @@
 # of "micro http workers idle forward fleet"), BENCH_ONLY (the sections to run,
 # the others skipped: BENCH_ONLY=forward runs the forward path alone, ~2.5 min;
 # BENCH_ONLY=fleet the fleet section alone, ~2 min),
-# BENCH_NGINX_BODY_BUFFER_KB (nginx client_body_buffer_size; default: body size +
+# BENCH_PC_ARGS (extra `serve` options for promptcache's cells, e.g.
+# "--memo-size 512MiB"; promptcache always gets --max-buffered 1GiB: 256
+# connections sending 1 MB prompts at once buffer 256 MiB, the default bound,
+# past which it answers 503), BENCH_NGINX_BODY_BUFFER_KB (nginx client_body_buffer_size; default: body size +
 # 16 KB; set it below the body size to see nginx-cache key on an empty
 # $request_body and serve other bodies' answers, i.e. rows marked WRONG).
 set -u
@@ -42,6 +45,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 MICRO_ENTRIES=${BENCH_MICRO_ENTRIES:-1000,100000,1000000}
 SKIP=${BENCH_SKIP:-}
 ONLY=${BENCH_ONLY:-}
+PC_ARGS=${BENCH_PC_ARGS:-}
 SECTIONS="micro http workers idle forward fleet"
 if [ -n "$ONLY" ]; then
   for s in $SECTIONS; do case " $ONLY " in *" $s "*) ;; *) SKIP="$SKIP $s" ;; esac; done
@@ -171,7 +175,7 @@ start_pc() { # start_pc DBDIR [extra args]
   local db=$1
   shift
   "$PCBIN" serve --listen "127.0.0.1:$P_PC" --upstream "http://127.0.0.1:$P_MOCK_PC" --db "$db" \
-    --key-scope shared --log-format text --max-size 16GiB "$@" 2>/dev/null &
+    --key-scope shared --log-format text --max-size 16GiB --max-buffered 1GiB $PC_ARGS "$@" 2>/dev/null &
   PC_PID=$!
   track "$PC_PID"
   wait_port "$P_PC" "$PC_PID" || { note "promptcache did not start"; stop_pid "$PC_PID"; PC_PID=; return 1; }

@@ -19,6 +19,7 @@
 #define TOUCH_MAX 65536 /* keys per touch batch; more hits in one second are dropped */
 #define HIGH_WATER 0.80 /* evict when the cache uses this share of --max-size */
 #define LOW_WATER 0.65  /* down to this share */
+#define EVICT_CHECK_SHARE 256 /* check the size after this share of --max-size is written */
 
 struct job {
   struct job *next;
@@ -106,7 +107,8 @@ static void commit_batch(struct pc_writer *w, struct job *jobs) {
 static void *writer_main(void *arg) {
   struct pc_writer *w = arg;
   uint8_t *touch = malloc((size_t)TOUCH_MAX * 16);
-  time_t last_sync = time(NULL);
+  time_t last_sync = time(NULL), last_check = last_sync;
+  size_t written = 0;
   /* Before the first write: a damaged tree turns writes off (cache.h). Stores
    * queue meanwhile; lookups do not wait. */
   pc_cache_check(w->cache);
@@ -134,11 +136,20 @@ static void *writer_main(void *arg) {
       pc_cache_sync(w->cache);
       last_sync = time(NULL);
     }
-    if (jobs) maybe_evict(w, 0);
-    while (jobs) {
+    size_t batch_bytes = 0;
+    while (jobs) { /* the waiting responses may end now; the eviction check comes after */
       struct job *next = jobs->next;
+      batch_bytes += jobs->len;
       complete(jobs);
       jobs = next;
+    }
+    /* the size is looked at every EVICT_CHECK_SHARE of --max-size written, or
+     * once a second, not after every batch (it reads the whole map's stats) */
+    written += batch_bytes;
+    if (batch_bytes && (written >= w->cfg->max_size / EVICT_CHECK_SHARE || time(NULL) != last_check)) {
+      maybe_evict(w, 0);
+      written = 0;
+      last_check = time(NULL);
     }
     pthread_mutex_lock(&w->mu);
     if (stop && !w->head) break;
