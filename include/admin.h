@@ -15,7 +15,7 @@ struct pc_config;
 
 struct pc_admin_req {
   const char *method;
-  const char *target; /* "/_promptcache/..." */
+  const char *target;        /* "/_promptcache/..." */
   const char *authorization; /* header value, or NULL */
   size_t auth_len;
   const char *body;
@@ -25,10 +25,10 @@ struct pc_admin_req {
 
 struct pc_admin_resp {
   int status;
-  const char *code;          /* an error: its code (the message is in msg) ... */
+  const char *code; /* an error: its code (the message is in msg) ... */
   char msg[160];
-  const char *ctype;         /* ... or content of this type: */
-  const char *body;          /* static bytes, or buf.data */
+  const char *ctype; /* ... or content of this type: */
+  const char *body;  /* static bytes, or buf.data */
   size_t len;
   pc_buf buf;                /* owns a built body; free with pc_admin_resp_free */
   const char *extra_headers; /* "Name: value\r\n" lines, static */

@@ -28,8 +28,8 @@ struct pc_canon_info {
  * "/messages/0/name"); a pointer that matches nothing is not an error; an
  * array-index pointer removes that element. `info` may be NULL.
  * Returns 0, PC_EJSON, PC_EDUPKEY, PC_EUTF8, PC_EDEPTH, PC_ETOOBIG or PC_ENOMEM. */
-int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore,
-                  pc_buf *out, struct pc_canon_info *info);
+int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore, pc_buf *out,
+                  struct pc_canon_info *info);
 
 /* Free the per-thread parse buffers canon keeps between calls (call from a
  * thread before it exits). */

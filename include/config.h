@@ -21,9 +21,9 @@ struct pc_awscred;
 
 /* What an upstream speaks (`,api=FAMILY[,region=REGION]` after its URL). */
 struct pc_api {
-  int family;               /* enum pc_family_id (family.h); 0: the default family */
-  char *region;             /* Bedrock: the signing region; NULL: from the URL or the AWS environment */
-  struct pc_awscred *aws;   /* Bedrock: the credentials upstream requests are signed with */
+  int family;             /* enum pc_family_id (family.h); 0: the default family */
+  char *region;           /* Bedrock: the signing region; NULL: from the URL or the AWS environment */
+  struct pc_awscred *aws; /* Bedrock: the credentials upstream requests are signed with */
 };
 
 struct pc_route {

@@ -22,8 +22,8 @@
 
 #include "http.h"
 
-#define PC_CONN_OPS_MAGIC 0x70636f70u     /* "pcop" */
-#define PC_CONN_OUT_HIGH ((size_t)1 << 20) /* stop parsing pipelined requests past this much queued output */
+#define PC_CONN_OPS_MAGIC 0x70636f70u       /* "pcop" */
+#define PC_CONN_OUT_HIGH ((size_t)1 << 20)  /* stop parsing pipelined requests past this much queued output */
 #define PC_CONN_OUT_LOW ((size_t)256 << 10) /* ... and resume below this */
 
 struct pc_conn;

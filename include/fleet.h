@@ -44,8 +44,8 @@ struct pc_fleet_opts {
   pc_cache *cache;
   struct pc_writer *writer; /* persists the last purge applied (meta "fleet_purge") */
   int port;                 /* the first --listen's bound port: the node's name (pc_fleet_node_id) */
-  int slot;    /* the loop's index: its counters' slot in stats */
-  int primary; /* the first loop: purges, fleet stats */
+  int slot;                 /* the loop's index: its counters' slot in stats */
+  int primary;              /* the first loop: purges, fleet stats */
 };
 
 /* NULL (and 0) when no Redis is configured. */

@@ -66,7 +66,7 @@ struct pc_flight_req {
   enum pc_sse_terminal terminal; /* a stored stream must contain this event (the default family) */
   const struct pc_api *api;      /* the route's API (family.h): completeness, usage, Bedrock signing */
   struct pc_key key;
-  pc_buf material; /* key material (canonical request), kept in the entry */
+  pc_buf material;                 /* key material (canonical request), kept in the entry */
   char *ns, *route, *path, *model; /* malloc'd (NULL = ""), for the entry */
   int64_t ttl_ms;
 };

@@ -33,7 +33,7 @@ struct pc_req {
   pc_buf body;         /* the body's storage when it is owned */
   const char *body_at; /* the body: in `body`, or (borrowed) in the transport's read buffer */
   size_t body_len;
-  int body_borrowed;   /* body_at points outside `body`: valid only while the read is handled */
+  int body_borrowed; /* body_at points outside `body`: valid only while the read is handled */
   int http_minor;
   int keep_alive;
   int expect_continue;

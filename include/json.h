@@ -13,7 +13,15 @@
 
 #define PC_JSON_MAX_DEPTH 256
 
-enum pc_json_type { PC_JSON_NULL, PC_JSON_FALSE, PC_JSON_TRUE, PC_JSON_NUMBER, PC_JSON_STRING, PC_JSON_ARRAY, PC_JSON_OBJECT };
+enum pc_json_type {
+  PC_JSON_NULL,
+  PC_JSON_FALSE,
+  PC_JSON_TRUE,
+  PC_JSON_NUMBER,
+  PC_JSON_STRING,
+  PC_JSON_ARRAY,
+  PC_JSON_OBJECT
+};
 
 struct pc_json {
   enum pc_json_type type;

@@ -42,12 +42,12 @@ struct pc_key_input {
   const char *method;
   const char *path; /* without query */
   size_t path_len;
-  const char *query; /* raw query string without '?', or NULL */
-  const char *ns;    /* namespace or "" */
-  const char *cred_fp_hex; /* "" when the key scope is shared */
+  const char *query;                 /* raw query string without '?', or NULL */
+  const char *ns;                    /* namespace or "" */
+  const char *cred_fp_hex;           /* "" when the key scope is shared */
   const char *headers[PC_KEY_N_ALL]; /* values or NULL, by pc_key_headers */
-  int family; /* the route's (family.h): which query parameters are credentials */
-  uint32_t seq; /* record/replay: the index of this answer in the request's sequence (0: the first) */
+  int family;                        /* the route's (family.h): which query parameters are credentials */
+  uint32_t seq;     /* record/replay: the index of this answer in the request's sequence (0: the first) */
   const char *body; /* canonical JSON */
   size_t body_len;
 };

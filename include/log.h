@@ -12,9 +12,9 @@ struct pc_access {
   const char *method;
   const char *path; /* request target as received (credential query values are masked) */
   int status;
-  const char *cache; /* HIT, MISS, BYPASS, ... or "-" */
-  const char *key;   /* 32 hex or "" */
-  uint64_t bytes;    /* response body bytes sent */
+  const char *cache;   /* HIT, MISS, BYPASS, ... or "-" */
+  const char *key;     /* 32 hex or "" */
+  uint64_t bytes;      /* response body bytes sent */
   int64_t upstream_us; /* -1: upstream not contacted */
   int64_t total_us;
 };

@@ -47,10 +47,10 @@ enum pc_controls_error pc_policy_controls(const struct pc_config *cfg, const cha
 
 /* What one cacheable request does, by mode (SPEC §6) and controls. */
 struct pc_decision {
-  int lookup;    /* look the cache up */
-  int store;     /* store a complete answer */
-  int coalesce;  /* may join, and be joined by, an identical request in flight */
-  int upstream;  /* may go upstream on a miss (replay and only-if-cached may not) */
+  int lookup;              /* look the cache up */
+  int store;               /* store a complete answer */
+  int coalesce;            /* may join, and be joined by, an identical request in flight */
+  int upstream;            /* may go upstream on a miss (replay and only-if-cached may not) */
   const char *miss_status; /* X-PromptCache-Status when it goes upstream: MISS, BYPASS or REFRESH */
 };
 void pc_policy_decide(enum pc_mode mode, const struct pc_controls *ct, struct pc_decision *out);

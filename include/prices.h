@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 struct pc_price {
-  char *match; /* fnmatch glob on the model name */
+  char *match;                        /* fnmatch glob on the model name */
   double input, output, cached_input; /* per million tokens; cached_input < 0: same as input */
 };
 

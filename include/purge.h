@@ -12,8 +12,8 @@ struct pc_purge_sel {
   int all;
   int has_key;
   uint8_t key[16];
-  const char *ns;         /* namespace, or NULL */
-  int64_t older_than_ms;  /* > 0: entries created longer ago than this */
+  const char *ns;        /* namespace, or NULL */
+  int64_t older_than_ms; /* > 0: entries created longer ago than this */
 };
 
 /* Exactly one selector must be set (PC_EINVAL otherwise). Keys are collected

@@ -8,11 +8,11 @@
 #include "config.h"
 
 struct pc_route_match {
-  const char *route;    /* matched prefix, "" for the default upstream */
-  const char *upstream; /* base URL */
-  const char *path;     /* path after prefix stripping, points into the target; "" means "/" */
-  size_t path_len;      /* up to, not including, '?' */
-  const char *query;    /* after '?', or NULL */
+  const char *route;        /* matched prefix, "" for the default upstream */
+  const char *upstream;     /* base URL */
+  const char *path;         /* path after prefix stripping, points into the target; "" means "/" */
+  size_t path_len;          /* up to, not including, '?' */
+  const char *query;        /* after '?', or NULL */
   const struct pc_api *api; /* what the upstream speaks (family, Bedrock signing) */
 };
 

@@ -16,8 +16,8 @@ static inline size_t pc_utf8_seq(const unsigned char *p, size_t n) {
   for (size_t i = 1; i < len; i++)
     if ((p[i] & 0xC0) != 0x80) return 0;
   if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xF0 && p[1] < 0x90)) return 0; /* overlong */
-  if (c == 0xED && p[1] > 0x9F) return 0;                                  /* surrogate */
-  if (c == 0xF4 && p[1] > 0x8F) return 0;                                  /* > U+10FFFF */
+  if (c == 0xED && p[1] > 0x9F) return 0;                                 /* surrogate */
+  if (c == 0xF4 && p[1] > 0x8F) return 0;                                 /* > U+10FFFF */
   return len;
 }
 
@@ -52,27 +52,42 @@ static inline char *pc_utf8_put(char *d, unsigned long cp) {
  * and anything else: the caller handles \uXXXX itself). */
 static inline int pc_json_escape_byte(unsigned char c) {
   switch (c) {
-  case '"': return '"';
-  case '\\': return '\\';
-  case '/': return '/';
-  case 'b': return '\b';
-  case 'f': return '\f';
-  case 'n': return '\n';
-  case 'r': return '\r';
-  case 't': return '\t';
-  default: return -1;
+  case '"':
+    return '"';
+  case '\\':
+    return '\\';
+  case '/':
+    return '/';
+  case 'b':
+    return '\b';
+  case 'f':
+    return '\f';
+  case 'n':
+    return '\n';
+  case 'r':
+    return '\r';
+  case 't':
+    return '\t';
+  default:
+    return -1;
   }
 }
 
 /* The one-letter escape of a control byte (`\n` → 'n'), or 0 when it needs \u00xx. */
 static inline char pc_json_short_escape(unsigned char c) {
   switch (c) {
-  case '\b': return 'b';
-  case '\f': return 'f';
-  case '\n': return 'n';
-  case '\r': return 'r';
-  case '\t': return 't';
-  default: return 0;
+  case '\b':
+    return 'b';
+  case '\f':
+    return 'f';
+  case '\n':
+    return 'n';
+  case '\r':
+    return 'r';
+  case '\t':
+    return 't';
+  default:
+    return 0;
   }
 }
 

@@ -34,8 +34,7 @@ void pc_wport_close(struct pc_wport *p);
 
 /* Queue a store of `val` (malloc'd, taken over). `done` runs on the port's
  * loop once committed (rc 0) or failed; it may be NULL. */
-void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t len, pc_writer_done_fn done,
-                   void *ud);
+void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t len, pc_writer_done_fn done, void *ud);
 /* Queue a small record for the "meta" database (e.g. lifetime totals);
  * `val` is malloc'd and taken over. No completion callback. */
 void pc_writer_meta(struct pc_writer *w, const char *name, char *val, size_t len);

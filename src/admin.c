@@ -1,7 +1,7 @@
 /* admin.c — the /_promptcache/ endpoints. Access rules: with --admin-token every endpoint
  * but health and the dashboard page (which holds no data) needs
- * `Authorization: Bearer <token>` (compared in constant time); without a token, listening on a non-loopback address serves health
- * only, so a cache's contents are never exposed by accident. */
+ * `Authorization: Bearer <token>` (compared in constant time); without a token, listening on a non-loopback address
+ * serves health only, so a cache's contents are never exposed by accident. */
 #include "admin.h"
 
 #include <stdio.h>
@@ -62,8 +62,10 @@ static void content(struct pc_admin_resp *o, int status, const char *ctype, cons
 
 /* A body built into o->buf (or the error that stopped it). */
 static void built(struct pc_admin_resp *o, const char *ctype, int rc) {
-  if (rc) error(o, 500, "internal_error", pc_strerror(rc));
-  else content(o, 200, ctype, o->buf.data ? o->buf.data : "", o->buf.len);
+  if (rc)
+    error(o, 500, "internal_error", pc_strerror(rc));
+  else
+    content(o, 200, ctype, o->buf.data ? o->buf.data : "", o->buf.len);
 }
 
 static void dashboard(struct pc_admin_resp *o) {
@@ -163,13 +165,17 @@ void pc_admin_handle(const struct pc_config *cfg, pc_cache *cache, const struct 
     error(o, 401, "unauthorized", "admin endpoints need Authorization: Bearer <--admin-token>");
     return;
   }
-  if (IS("/stats") && get) built(o, "application/json", pc_stats_json(cache, &o->buf));
+  if (IS("/stats") && get)
+    built(o, "application/json", pc_stats_json(cache, &o->buf));
   else if (IS("/metrics") && get)
     built(o, "text/plain; version=0.0.4; charset=utf-8", pc_stats_prometheus(cache, &o->buf));
-  else if ((IS("/") || IS("")) && get) dashboard(o);
-  else if (IS("/purge") && !strcmp(rq->method, "POST")) purge(cache, rq, o);
+  else if ((IS("/") || IS("")) && get)
+    dashboard(o);
+  else if (IS("/purge") && !strcmp(rq->method, "POST"))
+    purge(cache, rq, o);
   else if (IS("/stats") || IS("/metrics") || IS("/") || IS("") || IS("/purge"))
     error(o, 405, "method_not_allowed", "method not allowed on this admin endpoint");
-  else error(o, 404, "not_found", "no such admin endpoint");
+  else
+    error(o, 404, "not_found", "no such admin endpoint");
 #undef IS
 }

@@ -326,7 +326,8 @@ static int uri_encode(pc_buf *b, const char *p, size_t n, int keep_slash) {
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     unsigned char c = (unsigned char)p[i];
-    if (unreserved(c) || (keep_slash && c == '/')) rc = pc_buf_putc(b, (char)c);
+    if (unreserved(c) || (keep_slash && c == '/'))
+      rc = pc_buf_putc(b, (char)c);
     else {
       char e[3] = {'%', hx[c >> 4], hx[c & 15]};
       rc = pc_buf_append(b, e, 3);
@@ -449,7 +450,8 @@ int pc_awscred_sign(const struct pc_awscred *c, const char *region, const char *
       break;
     }
   size_t portlen = colon ? (size_t)(auth + alen - colon) : 0;
-  if (colon && ((https && portlen == 4 && !memcmp(colon, ":443", 4)) || (!https && portlen == 3 && !memcmp(colon, ":80", 3))))
+  if (colon &&
+      ((https && portlen == 4 && !memcmp(colon, ":443", 4)) || (!https && portlen == 3 && !memcmp(colon, ":80", 3))))
     hlen = (size_t)(colon - auth);
   const char *q = strchr(path, '?');
   size_t plen = q ? (size_t)(q - path) : strcspn(path, "#");

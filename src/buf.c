@@ -42,8 +42,6 @@ int pc_buf_reserve(pc_buf *b, size_t n) {
   return 0;
 }
 
-
-
 /* One formatting pass when the text fits the room already there (the
  * common case), a second one only after growing. */
 int pc_buf_vprintf(pc_buf *b, const char *fmt, va_list ap) {

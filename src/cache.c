@@ -50,11 +50,11 @@ struct pc_cache {
   MDB_dbi entries;
   MDB_dbi meta;
   MDB_dbi atime;
-  int env_open;  /* mdb_env_open succeeded: sync and dbi close make sense */
-  int read_only; /* opened with pc_cache_open_ro */
+  int env_open;           /* mdb_env_open succeeded: sync and dbi close make sense */
+  int read_only;          /* opened with pc_cache_open_ro */
   atomic_int corrupt;     /* a read faulted on the map: the file is damaged */
   atomic_int write_fault; /* ... inside a write txn, which is left open: no more writes */
-  int dbis_open; /* entries and meta are valid handles */
+  int dbis_open;          /* entries and meta are valid handles */
 };
 
 /* The calling thread's reusable read txn for get/count/secret (NULL until
@@ -77,25 +77,37 @@ static MDB_txn **rtxn_slot(const pc_cache *c) {
 
 static int map_err(int m) {
   switch (m) {
-  case MDB_SUCCESS: return 0;
-  case MDB_NOTFOUND: return PC_ENOTFOUND;
-  case MDB_KEYEXIST: return PC_EEXISTS;
-  case MDB_MAP_FULL: return PC_EMAPFULL;
-  case MDB_BAD_VALSIZE: return PC_ETOOBIG; /* keys are fixed, so it is the value */
-  case ENOMEM: return PC_ENOMEM;
-  case EINVAL: return PC_EINVAL;
+  case MDB_SUCCESS:
+    return 0;
+  case MDB_NOTFOUND:
+    return PC_ENOTFOUND;
+  case MDB_KEYEXIST:
+    return PC_EEXISTS;
+  case MDB_MAP_FULL:
+    return PC_EMAPFULL;
+  case MDB_BAD_VALSIZE:
+    return PC_ETOOBIG; /* keys are fixed, so it is the value */
+  case ENOMEM:
+    return PC_ENOMEM;
+  case EINVAL:
+    return PC_EINVAL;
   case EACCES:
   case EPERM:
-  case EROFS: return PC_EREADONLY;
+  case EROFS:
+    return PC_EREADONLY;
   case ENOSPC:
   case EFBIG:
-  case EDQUOT: return PC_ENOSPACE;
-  case MDB_VERSION_MISMATCH: return PC_EVERSION;
+  case EDQUOT:
+    return PC_ENOSPACE;
+  case MDB_VERSION_MISMATCH:
+    return PC_EVERSION;
   case MDB_INVALID:
   case MDB_CORRUPTED:
   case MDB_PAGE_NOTFOUND:
-  case MDB_INCOMPATIBLE: return PC_ECORRUPT;
-  default: return PC_EIO; /* errno values, MDB_PANIC, MDB_READERS_FULL, ... */
+  case MDB_INCOMPATIBLE:
+    return PC_ECORRUPT;
+  default:
+    return PC_EIO; /* errno values, MDB_PANIC, MDB_READERS_FULL, ... */
   }
 }
 
@@ -161,8 +173,9 @@ static int fault_recover(pc_cache *c) {
   if (tls_r.owner == c && tls_r.txn) mdb_txn_abort(tls_r.txn);
   if (tls_r.owner == c) tls_r.txn = NULL;
   if (!atomic_exchange(&c->corrupt, 1))
-    pc_log_warn("the database is damaged: a read of its file faulted; what touches the damaged pages fails (lookups miss, "
-                "stores are refused); run `promptcache verify`");
+    pc_log_warn(
+        "the database is damaged: a read of its file faulted; what touches the damaged pages fails (lookups miss, "
+        "stores are refused); run `promptcache verify`");
   return PC_ECORRUPT;
 }
 
@@ -170,18 +183,18 @@ static int writes_refused(pc_cache *c) { return atomic_load(&c->write_fault) ? P
 
 /* Evaluate `call` (an int expression) under the guard, from a function
  * that returns its value. Nothing the call changed is used after a fault. */
-#define GUARDED(c, call)                                                                                             \
-  do {                                                                                                               \
-    sigjmp_buf jb_;                                                                                                  \
-    sigjmp_buf *volatile outer_ = tls_jmp;                                                                           \
-    if (sigsetjmp(jb_, 0)) {                                                                                         \
-      tls_jmp = outer_;                                                                                              \
-      return fault_recover(c);                                                                                       \
-    }                                                                                                                \
-    tls_jmp = &jb_;                                                                                                  \
-    int rc_ = (call);                                                                                                \
-    tls_jmp = outer_;                                                                                                \
-    return rc_;                                                                                                      \
+#define GUARDED(c, call)                                                                                               \
+  do {                                                                                                                 \
+    sigjmp_buf jb_;                                                                                                    \
+    sigjmp_buf *volatile outer_ = tls_jmp;                                                                             \
+    if (sigsetjmp(jb_, 0)) {                                                                                           \
+      tls_jmp = outer_;                                                                                                \
+      return fault_recover(c);                                                                                         \
+    }                                                                                                                  \
+    tls_jmp = &jb_;                                                                                                    \
+    int rc_ = (call);                                                                                                  \
+    tls_jmp = outer_;                                                                                                  \
+    return rc_;                                                                                                        \
   } while (0)
 
 int pc_cache_corrupt(const pc_cache *c) { return atomic_load(&((pc_cache *)c)->corrupt); }
@@ -460,9 +473,7 @@ out:
   return rc;
 }
 
-int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out) {
-  GUARDED(c, pc_cache_get_unguarded(c, key, out));
-}
+int pc_cache_get(pc_cache *c, const uint8_t key[16], pc_buf *out) { GUARDED(c, pc_cache_get_unguarded(c, key, out)); }
 
 static int pc_cache_get_ref_unguarded(pc_cache *c, const uint8_t key[16], const void **p, size_t *n) {
   MDB_txn *txn;
@@ -626,8 +637,10 @@ static int del_batch(pc_cache *c, const struct victim *v, size_t n, size_t *done
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
     m = del_one(c, txn, v[i].key);
-    if (m == MDB_NOTFOUND) m = 0; /* purged meanwhile */
-    else if (!m) k++;
+    if (m == MDB_NOTFOUND)
+      m = 0; /* purged meanwhile */
+    else if (!m)
+      k++;
   }
   if (!m) m = txn_commit(&txn);
   txn_abort(&txn);
@@ -725,8 +738,10 @@ static int pc_cache_del_many_unguarded(pc_cache *c, const uint8_t *keys, size_t 
   int m = txn_begin(c, 0, &txn);
   for (size_t i = 0; !m && i < n; i++) {
     m = del_one(c, txn, keys + 16 * i);
-    if (m == MDB_NOTFOUND) m = 0; /* deleted meanwhile by another process */
-    else if (!m) done++;
+    if (m == MDB_NOTFOUND)
+      m = 0; /* deleted meanwhile by another process */
+    else if (!m)
+      done++;
   }
   if (!m) m = txn_commit(&txn);
   txn_abort(&txn);
@@ -837,9 +852,7 @@ out:
   return rc;
 }
 
-int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) {
-  GUARDED(c, pc_cache_secret_unguarded(c, out));
-}
+int pc_cache_secret(pc_cache *c, uint8_t out[PC_CACHE_SECRET_LEN]) { GUARDED(c, pc_cache_secret_unguarded(c, out)); }
 
 /* Replace the secret (a fleet's nodes adopt one shared secret, or their
  * credential-scoped keys would never match): every credential-scoped key
@@ -895,9 +908,7 @@ out:
   return rc;
 }
 
-int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) {
-  GUARDED(c, pc_cache_iterate_unguarded(c, fn, ud));
-}
+int pc_cache_iterate(pc_cache *c, pc_cache_iter_fn fn, void *ud) { GUARDED(c, pc_cache_iterate_unguarded(c, fn, ud)); }
 
 /* The header of the leaf page holding a record, as LMDB 0.9 lays it out
  * (lmdb.h does not export it): page number, pad, flags, then the free
@@ -999,9 +1010,7 @@ out:
   return rc;
 }
 
-static size_t pages_of(const MDB_stat *s) {
-  return s->ms_branch_pages + s->ms_leaf_pages + s->ms_overflow_pages;
-}
+static size_t pages_of(const MDB_stat *s) { return s->ms_branch_pages + s->ms_leaf_pages + s->ms_overflow_pages; }
 
 /* bytes counts the pages of the two named DBs that hold live data. It is not
  * the file's high-water mark (mdb_env_info's me_last_pgno), which never

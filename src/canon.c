@@ -91,7 +91,7 @@ struct parser {
   const char *in, *p, *end;
   struct node *nodes;
   uint32_t n_nodes, cap_nodes;
-  char *scratch; /* rewritten strings; sized to the rest of the input when first needed */
+  char *scratch;      /* rewritten strings; sized to the rest of the input when first needed */
   size_t scratch_len; /* bytes written into it */
   size_t scratch_cap;
   int scratch_used;   /* claimed by this document (it must not move once used) */
@@ -123,8 +123,8 @@ static const unsigned char *find_special(const unsigned char *p, const unsigned 
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     /* signed compare: bytes >= 0x80 are negative, so one test catches both
      * control bytes and non-ASCII */
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                             _mm_cmplt_epi8(v, space));
+    __m128i m =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
     int mask = _mm_movemask_epi8(m);
     if (mask) return p + __builtin_ctz((unsigned)mask);
     p += 16;
@@ -139,7 +139,6 @@ static const unsigned char *utf8_next(const unsigned char *p, const unsigned cha
   size_t k = pc_utf8_seq(p, (size_t)(e - p));
   return k ? p + k : NULL;
 }
-
 
 /* Is the \uXXXX at p exactly what the writer would produce (a control byte
  * without a short form, lowercase hex)? Then the raw text can be kept. */
@@ -163,9 +162,12 @@ static int escape_keeps(const unsigned char *p, const unsigned char *e) {
   case 'f':
   case 'n':
   case 'r':
-  case 't': return 2;
-  case 'u': return canonical_u(p, e) ? 6 : 0;
-  default: return 0;
+  case 't':
+    return 2;
+  case 'u':
+    return canonical_u(p, e) ? 6 : 0;
+  default:
+    return 0;
   }
 }
 
@@ -174,8 +176,7 @@ enum { ESC_NONE, ESC_CANONICAL, ESC_DECODE };
 /* Validate a string body starting after its opening quote. On ESC_NONE or
  * ESC_CANONICAL, *q is the closing quote; on ESC_DECODE it is the first escape
  * that is not canonical (everything before it is valid and canonical). */
-static int scan_str(const unsigned char *p, const unsigned char *e, const unsigned char **q,
-                    int *esc) {
+static int scan_str(const unsigned char *p, const unsigned char *e, const unsigned char **q, int *esc) {
   *esc = ESC_NONE;
   for (;;) {
     p = find_special(p, e);
@@ -202,7 +203,6 @@ static int scan_str(const unsigned char *p, const unsigned char *e, const unsign
     p += step;
   }
 }
-
 
 /* \uXXXX at *pp (bounds: 6 bytes checked by caller), combining a surrogate pair. */
 static int decode_u(const unsigned char **pp, const unsigned char *e, char **dp) {
@@ -267,8 +267,8 @@ static void copy_plain(const unsigned char **pp, const unsigned char *e, char **
   const __m128i space = _mm_set1_epi8(0x20);
   while (e - p >= 16) {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                             _mm_cmplt_epi8(v, space));
+    __m128i m =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
     _mm_storeu_si128((__m128i *)(void *)d, v);
     int mask = _mm_movemask_epi8(m);
     if (mask) {
@@ -290,8 +290,8 @@ static void copy_plain(const unsigned char **pp, const unsigned char *e, char **
  * dst either unescaped (to compare keys) or re-escaped canonically (values:
  * then the writer only copies it). Neither form is longer than the input text,
  * so dst needs room for the rest of the input from p (see copy_plain). */
-static int decode_str(const unsigned char *p, const unsigned char *e, char *dst, int canonical,
-                      size_t *dlen, const unsigned char **q) {
+static int decode_str(const unsigned char *p, const unsigned char *e, char *dst, int canonical, size_t *dlen,
+                      const unsigned char **q) {
   char *d = dst;
   for (;;) {
     copy_plain(&p, e, &d);
@@ -308,8 +308,7 @@ static int decode_str(const unsigned char *p, const unsigned char *e, char *dst,
     char *at = d;
     int rc = decode_escape(&p, e, &d);
     if (rc) return rc;
-    if (canonical && d - at == 1 && needs_escape((unsigned char)*at))
-      d = put_escape(at, (unsigned char)*at);
+    if (canonical && d - at == 1 && needs_escape((unsigned char)*at)) d = put_escape(at, (unsigned char)*at);
   }
   *dlen = (size_t)(d - dst);
   *q = p;
@@ -491,8 +490,8 @@ static int ensure_scratch(struct parser *ps, const unsigned char *from) {
 
 /* A key with escapes is unescaped from its start (s); a value keeps its
  * already-canonical prefix [s, stop) and is re-escaped from stop on. */
-static int rewrite_string(struct parser *ps, const unsigned char *s, const unsigned char *stop,
-                          int is_key, struct node *n) {
+static int rewrite_string(struct parser *ps, const unsigned char *s, const unsigned char *stop, int is_key,
+                          struct node *n) {
   int rc = ensure_scratch(ps, s);
   if (rc) return rc;
   char *d = ps->scratch + ps->scratch_len;
@@ -520,8 +519,7 @@ static int parse_string(struct parser *ps, uint32_t idx, int is_key) {
   int rc = scan_str(s, (const unsigned char *)ps->end, &q, &esc);
   if (rc) return rc;
   struct node *n = &ps->nodes[idx];
-  if (esc == ESC_DECODE || (esc == ESC_CANONICAL && is_key))
-    return rewrite_string(ps, s, q, is_key, n);
+  if (esc == ESC_DECODE || (esc == ESC_CANONICAL && is_key)) return rewrite_string(ps, s, q, is_key, n);
   n->flags = esc == ESC_CANONICAL ? F_ESCAPED : 0;
   n->u.s.off = (uint32_t)((const char *)s - ps->in);
   n->u.s.len = (uint32_t)(q - s);
@@ -582,12 +580,18 @@ static int parse_value(struct parser *ps) {
   skip_ws(ps);
   if (ps->p == ps->end) return PC_EJSON;
   switch (*ps->p) {
-  case '{': return open_container(ps, T_OBJ);
-  case '[': return open_container(ps, T_ARR);
-  case 't': return parse_literal(ps, "true", 4, T_TRUE);
-  case 'f': return parse_literal(ps, "false", 5, T_FALSE);
-  case 'n': return parse_literal(ps, "null", 4, T_NULL);
-  default: break;
+  case '{':
+    return open_container(ps, T_OBJ);
+  case '[':
+    return open_container(ps, T_ARR);
+  case 't':
+    return parse_literal(ps, "true", 4, T_TRUE);
+  case 'f':
+    return parse_literal(ps, "false", 5, T_FALSE);
+  case 'n':
+    return parse_literal(ps, "null", 4, T_NULL);
+  default:
+    break;
   }
   int is_str = *ps->p == '"';
   uint32_t idx;
@@ -647,8 +651,7 @@ static void insertion_sort(struct member *m, size_t n) {
   }
 }
 
-static void merge(const struct member *a, size_t na, const struct member *b, size_t nb,
-                  struct member *d) {
+static void merge(const struct member *a, size_t na, const struct member *b, size_t nb, struct member *d) {
   size_t i = 0, j = 0;
   while (i < na && j < nb) *d++ = key_cmp(&b[j], &a[i]) < 0 ? b[j++] : a[i++];
   while (i < na) *d++ = a[i++];
@@ -666,8 +669,7 @@ static int merge_sort(struct parser *ps, struct member *m, size_t n) {
     ps->tmp = t;
     ps->cap_tmp = n;
   }
-  for (size_t i = 0; i < n; i += SORT_RUN)
-    insertion_sort(m + i, n - i < SORT_RUN ? n - i : SORT_RUN);
+  for (size_t i = 0; i < n; i += SORT_RUN) insertion_sort(m + i, n - i < SORT_RUN ? n - i : SORT_RUN);
   struct member *src = m, *dst = ps->tmp;
   for (size_t w = SORT_RUN; w < n; w *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * w) {
@@ -943,16 +945,21 @@ struct wframe {
 };
 
 /* A scalar, or the opening bracket of a container (pushed on the stack). */
-static int write_value(const struct parser *ps, uint32_t idx, pc_buf *b, struct wframe *st,
-                       int *depth) {
+static int write_value(const struct parser *ps, uint32_t idx, pc_buf *b, struct wframe *st, int *depth) {
   const struct node *n = &ps->nodes[idx];
   switch (n->type) {
-  case T_NULL: return out_mem(b, "null", 4);
-  case T_FALSE: return out_mem(b, "false", 5);
-  case T_TRUE: return out_mem(b, "true", 4);
-  case T_NUM: return write_number(ps, n, b);
-  case T_STR: return write_string(ps, n, b);
-  default: break;
+  case T_NULL:
+    return out_mem(b, "null", 4);
+  case T_FALSE:
+    return out_mem(b, "false", 5);
+  case T_TRUE:
+    return out_mem(b, "true", 4);
+  case T_NUM:
+    return write_number(ps, n, b);
+  case T_STR:
+    return write_string(ps, n, b);
+  default:
+    break;
   }
   struct wframe *f = &st[(*depth)++];
   f->child = n->u.first;
@@ -1072,8 +1079,8 @@ static int parser_init(struct parser *ps, const char *in, size_t len) {
   return 0;
 }
 
-int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore,
-                  pc_buf *out, struct pc_canon_info *info) {
+int pc_canon_json(const char *in, size_t len, const char *const *ignore, size_t n_ignore, pc_buf *out,
+                  struct pc_canon_info *info) {
   if (info) {
     memset(info, 0, sizeof *info);
     info->stream_field = -1;

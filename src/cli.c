@@ -39,10 +39,10 @@
 
 #define DEFAULT_DB "./promptcache.db"
 #define DEFAULT_MAX_SIZE ((size_t)1 << 30)
-#define ENTRY_MAX ((size_t)1 << 32)    /* largest entry inspect reads */
-#define TEXT_MAX ((size_t)1 << 30)     /* pretty-printed bodies */
-#define REPORT_MAX ((size_t)16 << 20)  /* verify's list of bad entries */
-#define MAX_GROUPS 4096                /* distinct routes/paths/models in stats */
+#define ENTRY_MAX ((size_t)1 << 32)   /* largest entry inspect reads */
+#define TEXT_MAX ((size_t)1 << 30)    /* pretty-printed bodies */
+#define REPORT_MAX ((size_t)16 << 20) /* verify's list of bad entries */
+#define MAX_GROUPS 4096               /* distinct routes/paths/models in stats */
 #define NAME_MAX_LEN 256
 #define TIME_LEN 80
 
@@ -72,10 +72,17 @@ struct opt_def {
 };
 
 static const struct opt_def OPTS[N_OPTS] = {
-    [O_DB] = {"--db", 1},       [O_JSON] = {"--json", 0},   [O_OUT] = {"--out", 1},
-    [O_NS] = {"--namespace", 1}, [O_ALLOW_SECRETS] = {"--allow-secrets", 0},
-    [O_ALL] = {"--all", 0},     [O_KEY] = {"--key", 1},     [O_OLDER_THAN] = {"--older-than", 1},
-    [O_REDIS] = {"--redis", 1}, [O_REDIS_PREFIX] = {"--redis-prefix", 1}, [O_HELP] = {"--help", 0},
+    [O_DB] = {"--db", 1},
+    [O_JSON] = {"--json", 0},
+    [O_OUT] = {"--out", 1},
+    [O_NS] = {"--namespace", 1},
+    [O_ALLOW_SECRETS] = {"--allow-secrets", 0},
+    [O_ALL] = {"--all", 0},
+    [O_KEY] = {"--key", 1},
+    [O_OLDER_THAN] = {"--older-than", 1},
+    [O_REDIS] = {"--redis", 1},
+    [O_REDIS_PREFIX] = {"--redis-prefix", 1},
+    [O_HELP] = {"--help", 0},
 };
 
 #define BIT(o) (1u << (o))
@@ -128,7 +135,7 @@ static const struct cmd_def CMD_VERIFY = {
 
 struct cli {
   const struct cmd_def *cmd;
-  const char *val[N_OPTS]; /* option values; "" for a given flag; NULL when absent */
+  const char *val[N_OPTS];           /* option values; "" for a given flag; NULL when absent */
   const char *redis[MAX_REDIS_URLS]; /* --redis, repeatable */
   size_t n_redis;
   char **pos;
@@ -203,10 +210,12 @@ static int parse_args(struct cli *c, const struct cmd_def *cmd, int argc, char *
   int opts_done = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!opts_done && !strcmp(a, "--")) opts_done = 1;
+    if (!opts_done && !strcmp(a, "--"))
+      opts_done = 1;
     else if (!opts_done && a[0] == '-' && a[1]) {
       if (parse_opt(c, argc, argv, &i)) return 2;
-    } else c->pos[c->n_pos++] = argv[i];
+    } else
+      c->pos[c->n_pos++] = argv[i];
   }
   if (c->val[O_HELP]) {
     fputs(cmd->usage, stdout);
@@ -293,11 +302,16 @@ static void format_time(int64_t ms, char out[TIME_LEN]) {
 /* "3d4h", "12m5s", "850ms". */
 static void format_span(int64_t ms, char *out, size_t cap) {
   int64_t s = ms / 1000;
-  if (ms < 1000) snprintf(out, cap, "%lldms", (long long)ms);
-  else if (s < 60) snprintf(out, cap, "%llds", (long long)s);
-  else if (s < 3600) snprintf(out, cap, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
-  else if (s < 86400) snprintf(out, cap, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-  else snprintf(out, cap, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+  if (ms < 1000)
+    snprintf(out, cap, "%lldms", (long long)ms);
+  else if (s < 60)
+    snprintf(out, cap, "%llds", (long long)s);
+  else if (s < 3600)
+    snprintf(out, cap, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+  else if (s < 86400)
+    snprintf(out, cap, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+  else
+    snprintf(out, cap, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
 }
 
 /* Print text with every line indented by `indent` spaces. */
@@ -322,8 +336,10 @@ static void print_quoted(const char *s, size_t n) {
     putchar('"');
     for (size_t i = 0; i < n; i++) {
       unsigned char ch = (unsigned char)s[i];
-      if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') putchar(ch);
-      else printf("\\x%02x", ch);
+      if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+        putchar(ch);
+      else
+        printf("\\x%02x", ch);
     }
     putchar('"');
   }
@@ -416,10 +432,13 @@ static int json_groups(pc_buf *b, const char *member, const struct groups *g) {
   int rc = pc_buf_printf(b, ",\"%s\":{", member);
   for (size_t i = 0; i < g->n && !rc; i++) {
     if (i) rc = pc_buf_putc(b, ',');
-    if (!rc) rc = pc_utf8_valid(g->v[i].name, strlen(g->v[i].name)) ? pc_json_write_string(b, g->v[i].name, strlen(g->v[i].name))
-                                                                : pc_buf_puts(b, "\"(not UTF-8)\"");
-    if (!rc) rc = pc_buf_printf(b, ":{\"entries\":%zu,\"body_bytes\":%llu}", g->v[i].entries,
-                                (unsigned long long)g->v[i].body_bytes);
+    if (!rc)
+      rc = pc_utf8_valid(g->v[i].name, strlen(g->v[i].name))
+               ? pc_json_write_string(b, g->v[i].name, strlen(g->v[i].name))
+               : pc_buf_puts(b, "\"(not UTF-8)\"");
+    if (!rc)
+      rc = pc_buf_printf(b, ":{\"entries\":%zu,\"body_bytes\":%llu}", g->v[i].entries,
+                         (unsigned long long)g->v[i].body_bytes);
   }
   return rc ? rc : pc_buf_putc(b, '}');
 }
@@ -444,8 +463,17 @@ static int lifetime_json(pc_cache *db, pc_buf *b) {
 }
 
 static void lifetime_text(pc_cache *db) {
-  static const char *const names[] = {"hit", "miss", "coalesced", "bypass", "refresh", "stale", "replay_miss",
-                                      "bytes_from_cache", "tokens_saved_input", "tokens_saved_output", "evictions"};
+  static const char *const names[] = {"hit",
+                                      "miss",
+                                      "coalesced",
+                                      "bypass",
+                                      "refresh",
+                                      "stale",
+                                      "replay_miss",
+                                      "bytes_from_cache",
+                                      "tokens_saved_input",
+                                      "tokens_saved_output",
+                                      "evictions"};
   pc_buf raw;
   struct pc_json_doc *doc = NULL;
   pc_buf_init(&raw, 1 << 20);
@@ -498,8 +526,10 @@ static void stats_text(const char *db, size_t entries, size_t bytes, const struc
   char t[TIME_LEN];
   printf("database    %s\n", db);
   printf("entries     %zu\n", entries);
-  if (bytes >= ((size_t)1 << 20)) printf("bytes       %zu (%.1f MiB in use)\n", bytes, (double)bytes / (1024.0 * 1024.0));
-  else printf("bytes       %zu (%.1f KiB in use)\n", bytes, (double)bytes / 1024.0);
+  if (bytes >= ((size_t)1 << 20))
+    printf("bytes       %zu (%.1f MiB in use)\n", bytes, (double)bytes / (1024.0 * 1024.0));
+  else
+    printf("bytes       %zu (%.1f KiB in use)\n", bytes, (double)bytes / 1024.0);
   printf("body bytes  %llu\n", (unsigned long long)w->body_bytes);
   printf("expired     %zu\n", w->expired);
   if (w->unreadable) printf("unreadable  %zu (run promptcache verify)\n", w->unreadable);
@@ -539,7 +569,8 @@ int pc_cli_stats(int argc, char **argv) {
   sort_groups(&w.by_route);
   sort_groups(&w.by_path);
   sort_groups(&w.by_model);
-  if (c.val[O_JSON]) st = stats_json(db, db_path(&c), entries, bytes, &w) ? 1 : 0;
+  if (c.val[O_JSON])
+    st = stats_json(db, db_path(&c), entries, bytes, &w) ? 1 : 0;
   else {
     stats_text(db_path(&c), entries, bytes, &w);
     lifetime_text(db);
@@ -631,8 +662,10 @@ int pc_cli_import(int argc, char **argv) {
       st = 1;
     }
   }
-  if (!st) printf("imported %zu entries\n", total);
-  else if (total) fprintf(stderr, "promptcache import: %zu entries from earlier files were imported\n", total);
+  if (!st)
+    printf("imported %zu entries\n", total);
+  else if (total)
+    fprintf(stderr, "promptcache import: %zu entries from earlier files were imported\n", total);
   pc_cache_close(db);
   return st;
 }
@@ -662,7 +695,8 @@ static int purge_selector(const struct cli *c, struct pc_purge_sel *sel) {
   }
   if (c->val[O_OLDER_THAN] &&
       (pc_config_parse_duration(c->val[O_OLDER_THAN], &sel->older_than_ms) || sel->older_than_ms <= 0)) {
-    fail_line(c, "invalid --older-than '%s': expected a positive duration like 30s, 15m, 12h, 7d", c->val[O_OLDER_THAN]);
+    fail_line(c, "invalid --older-than '%s': expected a positive duration like 30s, 15m, 12h, 7d",
+              c->val[O_OLDER_THAN]);
     return 2;
   }
   return 0;
@@ -706,8 +740,10 @@ out:
 static void print_text(const char *p, size_t n) {
   int plain = pc_utf8_valid(p, n);
   for (size_t i = 0; plain && i < n; i++) plain = (unsigned char)p[i] >= 0x20 && p[i] != 0x7f;
-  if (plain) fwrite(p, 1, n, stdout);
-  else print_quoted(p, n);
+  if (plain)
+    fwrite(p, 1, n, stdout);
+  else
+    print_quoted(p, n);
 }
 
 static void print_field(const char *label, const struct pc_entry *e, const char *name, const char *empty) {
@@ -715,8 +751,10 @@ static void print_field(const char *label, const struct pc_entry *e, const char 
   size_t n;
   if (pc_key_material_field(e->request.p, e->request.n, name, &p, &n)) p = "", n = 0;
   printf("  %-11s", label);
-  if (n) print_text(p, n);
-  else fputs(empty, stdout);
+  if (n)
+    print_text(p, n);
+  else
+    fputs(empty, stdout);
   putchar('\n');
 }
 
@@ -725,11 +763,14 @@ static void print_body(const char *p, size_t n, int indent) {
   struct pc_json_doc *doc = NULL;
   pc_buf b;
   pc_buf_init(&b, TEXT_MAX);
-  if (n == 0) printf("%*s(empty)\n", indent, "");
+  if (n == 0)
+    printf("%*s(empty)\n", indent, "");
   else if (pc_utf8_valid(p, n) && !pc_json_parse(p, n, &doc, NULL) && !pc_json_write_pretty(pc_json_root(doc), &b, 2))
     print_indented(b.data, b.len, indent);
-  else if (pc_utf8_valid(p, n)) print_indented(p, n, indent);
-  else printf("%*s(%zu bytes, not UTF-8)\n", indent, "", n);
+  else if (pc_utf8_valid(p, n))
+    print_indented(p, n, indent);
+  else
+    printf("%*s(%zu bytes, not UTF-8)\n", indent, "", n);
   pc_json_free(doc);
   pc_buf_free(&b);
 }
@@ -762,8 +803,10 @@ static void print_request(const struct pc_entry *e) {
     pc_buf j;
     pc_buf_init(&j, (size_t)1 << 32);
     puts("  payload");
-    if (pc_bodykey_to_json(p, n, &j)) puts("    (unreadable)");
-    else print_body(j.data, j.len, 4);
+    if (pc_bodykey_to_json(p, n, &j))
+      puts("    (unreadable)");
+    else
+      print_body(j.data, j.len, 4);
     pc_buf_free(&j);
   } else {
     puts("  body");
@@ -808,8 +851,10 @@ static void print_response(const struct pc_entry *e) {
   puts("response");
   printf("  %-11s%d\n", "status", e->status);
   puts("  headers");
-  if (e->headers.n) print_indented(e->headers.p, e->headers.n, 4);
-  else puts("    (none)");
+  if (e->headers.n)
+    print_indented(e->headers.p, e->headers.n, 4);
+  else
+    puts("    (none)");
   if (e->flags & PC_ENTRY_F_SSE) {
     print_events(e);
   } else {
@@ -840,8 +885,10 @@ int pc_cli_inspect(int argc, char **argv) {
   int rc = pc_cache_get(db, k.b, &val);
   if (!rc) rc = pc_entry_decode(val.data, val.len, 1, &e);
   if (rc) {
-    if (rc == PC_ENOTFOUND) fail_line(&c, "no entry with key %s", c.pos[0]);
-    else fail_line(&c, "entry %s cannot be read: %s", c.pos[0], pc_strerror(rc));
+    if (rc == PC_ENOTFOUND)
+      fail_line(&c, "no entry with key %s", c.pos[0]);
+    else
+      fail_line(&c, "entry %s cannot be read: %s", c.pos[0], pc_strerror(rc));
     st = 1;
     goto out;
   }

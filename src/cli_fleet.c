@@ -39,8 +39,8 @@ static int job_open(struct job *j, const struct pc_cli_redis *r, const char *cmd
   }
   char node[PC_SHARED_MAX_NODE_ID + 1] = "cli", host[64] = "";
   if (!gethostname(host, sizeof host - 1)) snprintf(node, sizeof node, "cli@%s", host);
-  struct pc_shared_config sc = {.urls = r->urls, .n_urls = r->n_urls, .prefix = r->prefix,
-                                .timeout_ms = CLI_TIMEOUT_MS, .node_id = node};
+  struct pc_shared_config sc = {
+      .urls = r->urls, .n_urls = r->n_urls, .prefix = r->prefix, .timeout_ms = CLI_TIMEOUT_MS, .node_id = node};
   int rc = pc_shared_create(&j->loop, &sc, &j->s);
   if (rc) {
     fprintf(stderr, "promptcache %s: invalid --redis settings: %s\n", cmd, pc_strerror(rc));
@@ -92,9 +92,12 @@ static int cmp_node(const void *a, const void *b) {
 static void ago(int64_t updated_ms, char *out, size_t n) {
   int64_t s = (pc_now_ms() - updated_ms) / 1000;
   if (s < 0) s = 0;
-  if (s < 120) snprintf(out, n, "%llds ago", (long long)s);
-  else if (s < 7200) snprintf(out, n, "%lldm ago", (long long)(s / 60));
-  else snprintf(out, n, "%lldh ago", (long long)(s / 3600));
+  if (s < 120)
+    snprintf(out, n, "%llds ago", (long long)s);
+  else if (s < 7200)
+    snprintf(out, n, "%lldm ago", (long long)(s / 60));
+  else
+    snprintf(out, n, "%lldh ago", (long long)(s / 3600));
 }
 
 static void text_row(const struct pc_fleet_node *r, const char *name, const char *when) {
@@ -122,8 +125,10 @@ int pc_cli_fleet_stats(const struct pc_cli_redis *r, int json) {
   if (!st && json) {
     pc_buf b;
     pc_buf_init(&b, 64 << 20);
-    if (pc_fleet_summary_json(rows, n, 1, &b) || pc_buf_putc(&b, '\n')) st = 1;
-    else fwrite(b.data, 1, b.len, stdout);
+    if (pc_fleet_summary_json(rows, n, 1, &b) || pc_buf_putc(&b, '\n'))
+      st = 1;
+    else
+      fwrite(b.data, 1, b.len, stdout);
     pc_buf_free(&b);
   } else if (!st) {
     struct pc_fleet_node sum;

@@ -43,11 +43,16 @@ int pc_config_parse_size(const char *s, size_t *out) {
   double mul = 1;
   if (*end) {
     char u = (char)tolower((unsigned char)*end++);
-    if (u == 'k') mul = 1024.0;
-    else if (u == 'm') mul = 1024.0 * 1024;
-    else if (u == 'g') mul = 1024.0 * 1024 * 1024;
-    else if (u == 't') mul = 1024.0 * 1024 * 1024 * 1024;
-    else if (u != 'b') return PC_EINVAL;
+    if (u == 'k')
+      mul = 1024.0;
+    else if (u == 'm')
+      mul = 1024.0 * 1024;
+    else if (u == 'g')
+      mul = 1024.0 * 1024 * 1024;
+    else if (u == 't')
+      mul = 1024.0 * 1024 * 1024 * 1024;
+    else if (u != 'b')
+      return PC_EINVAL;
     if (u != 'b') {
       if (*end == 'i' || *end == 'I') end++;
       if (*end == 'b' || *end == 'B') end++;
@@ -67,13 +72,20 @@ int pc_config_parse_duration(const char *s, int64_t *out) {
   double v = strtod(s, &end);
   if (errno || end == s) return PC_EINVAL;
   double mul;
-  if (!*end || !strcmp(end, "s")) mul = 1000;
-  else if (!strcmp(end, "ms")) mul = 1;
-  else if (!strcmp(end, "m")) mul = 60e3;
-  else if (!strcmp(end, "h")) mul = 3600e3;
-  else if (!strcmp(end, "d")) mul = 86400e3;
-  else if (!strcmp(end, "w")) mul = 7 * 86400e3;
-  else return PC_EINVAL;
+  if (!*end || !strcmp(end, "s"))
+    mul = 1000;
+  else if (!strcmp(end, "ms"))
+    mul = 1;
+  else if (!strcmp(end, "m"))
+    mul = 60e3;
+  else if (!strcmp(end, "h"))
+    mul = 3600e3;
+  else if (!strcmp(end, "d"))
+    mul = 86400e3;
+  else if (!strcmp(end, "w"))
+    mul = 7 * 86400e3;
+  else
+    return PC_EINVAL;
   v *= mul;
   if (v < 0 || v > 9e15) return PC_EINVAL;
   *out = (int64_t)v;
@@ -134,13 +146,11 @@ static int opt_listen(struct pc_config *c, const char *v, char *err, size_t errl
     hostlen = (size_t)(colon - v);
     memmove(l->host, v, hostlen < sizeof l->host ? hostlen : 0);
   }
-  if (hostlen == 0 || hostlen >= sizeof l->host)
-    return fail(err, errlen, "invalid --listen '%s': bad address", v);
+  if (hostlen == 0 || hostlen >= sizeof l->host) return fail(err, errlen, "invalid --listen '%s': bad address", v);
   l->host[hostlen] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (!colon[1] || *end || port < 0 || port > 65535)
-    return fail(err, errlen, "invalid --listen '%s': bad port", v);
+  if (!colon[1] || *end || port < 0 || port > 65535) return fail(err, errlen, "invalid --listen '%s': bad port", v);
   l->port = (int)port;
   c->n_listen++;
   return 0;
@@ -161,9 +171,12 @@ static int url_and_api(const char *v, char **url, struct pc_api *api, char *err,
     if (n > 4 && !strncmp(o, "api=", 4) && (val = strndup(o + 4, n - 4))) {
       enum pc_family_id f;
       if (pc_family_parse(val, &f))
-        rc = fail(err, errlen, "invalid %s '%s': unknown api '%s' (openai, anthropic, gemini, azure, ollama, tgi, "
-                  "llamacpp, bedrock)", what, v, val);
-      else api->family = (int)f;
+        rc = fail(err, errlen,
+                  "invalid %s '%s': unknown api '%s' (openai, anthropic, gemini, azure, ollama, tgi, "
+                  "llamacpp, bedrock)",
+                  what, v, val);
+      else
+        api->family = (int)f;
     } else if (n > 7 && !strncmp(o, "region=", 7) && (val = strndup(o + 7, n - 7))) {
       free(api->region);
       api->region = val;
@@ -185,8 +198,7 @@ static int opt_upstream(struct pc_config *c, const char *v, char *err, size_t er
 
 static int opt_route(struct pc_config *c, const char *v, char *err, size_t errlen) {
   const char *eq = strchr(v, '=');
-  if (!eq || v[0] != '/' || eq == v)
-    return fail(err, errlen, "invalid --route '%s': expected /PREFIX=URL", v);
+  if (!eq || v[0] != '/' || eq == v) return fail(err, errlen, "invalid --route '%s': expected /PREFIX=URL", v);
   struct pc_route *r = realloc(c->routes, (c->n_routes + 1) * sizeof *r);
   if (!r) return PC_ENOMEM;
   c->routes = r;
@@ -214,7 +226,8 @@ static int opt_db(struct pc_config *c, const char *v, char *err, size_t errlen) 
 }
 
 static int size_opt(const char *name, const char *v, size_t *dst, char *err, size_t errlen) {
-  if (pc_config_parse_size(v, dst)) return fail(err, errlen, "invalid %s '%s': expected a size like 64k, 32MiB, 1GiB", name, v);
+  if (pc_config_parse_size(v, dst))
+    return fail(err, errlen, "invalid %s '%s': expected a size like 64k, 32MiB, 1GiB", name, v);
   return 0;
 }
 
@@ -259,9 +272,12 @@ static int opt_ttl(struct pc_config *c, const char *v, char *err, size_t errlen)
 }
 
 static int opt_key_scope(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  if (!strcmp(v, "credential")) c->key_scope = PC_SCOPE_CREDENTIAL;
-  else if (!strcmp(v, "shared")) c->key_scope = PC_SCOPE_SHARED;
-  else return fail(err, errlen, "invalid --key-scope '%s': expected credential or shared", v);
+  if (!strcmp(v, "credential"))
+    c->key_scope = PC_SCOPE_CREDENTIAL;
+  else if (!strcmp(v, "shared"))
+    c->key_scope = PC_SCOPE_SHARED;
+  else
+    return fail(err, errlen, "invalid --key-scope '%s': expected credential or shared", v);
   return 0;
 }
 
@@ -277,7 +293,8 @@ static int opt_cache_path(struct pc_config *c, const char *v, char *err, size_t 
 
 static int opt_upstream_timeout(struct pc_config *c, const char *v, char *err, size_t errlen) {
   int rc = dur_opt("--upstream-timeout", v, &c->upstream_timeout_ms, err, errlen);
-  if (!rc && c->upstream_timeout_ms <= 0) return fail(err, errlen, "invalid --upstream-timeout '%s': must be positive", v);
+  if (!rc && c->upstream_timeout_ms <= 0)
+    return fail(err, errlen, "invalid --upstream-timeout '%s': must be positive", v);
   return rc;
 }
 
@@ -299,9 +316,12 @@ static int opt_admin_token(struct pc_config *c, const char *v, char *err, size_t
 }
 
 static int opt_log_format(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  if (!strcmp(v, "text")) c->log_json = 0;
-  else if (!strcmp(v, "json")) c->log_json = 1;
-  else return fail(err, errlen, "invalid --log-format '%s': expected text or json", v);
+  if (!strcmp(v, "text"))
+    c->log_json = 0;
+  else if (!strcmp(v, "json"))
+    c->log_json = 1;
+  else
+    return fail(err, errlen, "invalid --log-format '%s': expected text or json", v);
   return 0;
 }
 
@@ -326,9 +346,12 @@ static int opt_upstream_ca(struct pc_config *c, const char *v, char *err, size_t
 }
 
 static int opt_replay_pacing(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  if (!strcmp(v, "none")) c->replay_pacing_original = 0;
-  else if (!strcmp(v, "original")) c->replay_pacing_original = 1;
-  else return fail(err, errlen, "invalid --replay-pacing '%s': expected none or original", v);
+  if (!strcmp(v, "none"))
+    c->replay_pacing_original = 0;
+  else if (!strcmp(v, "original"))
+    c->replay_pacing_original = 1;
+  else
+    return fail(err, errlen, "invalid --replay-pacing '%s': expected none or original", v);
   return 0;
 }
 
@@ -346,9 +369,12 @@ static int opt_replay(struct pc_config *c, const char *v, char *err, size_t errl
 }
 
 static int opt_fail_on_miss(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  if (!v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "on")) c->fail_on_miss = 1;
-  else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "off")) c->fail_on_miss = 0;
-  else return fail(err, errlen, "invalid PROMPTCACHE_FAIL_ON_MISS '%s'", v);
+  if (!v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "on"))
+    c->fail_on_miss = 1;
+  else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "off"))
+    c->fail_on_miss = 0;
+  else
+    return fail(err, errlen, "invalid PROMPTCACHE_FAIL_ON_MISS '%s'", v);
   return 0;
 }
 
@@ -384,9 +410,12 @@ static int opt_redis_timeout(struct pc_config *c, const char *v, char *err, size
 }
 
 static int opt_sync(struct pc_config *c, const char *v, char *err, size_t errlen) {
-  if (!strcmp(v, "batch")) c->sync_batch = 1;
-  else if (!strcmp(v, "periodic")) c->sync_batch = 0;
-  else return fail(err, errlen, "invalid --sync '%s': expected batch or periodic", v);
+  if (!strcmp(v, "batch"))
+    c->sync_batch = 1;
+  else if (!strcmp(v, "periodic"))
+    c->sync_batch = 0;
+  else
+    return fail(err, errlen, "invalid --sync '%s': expected batch or periodic", v);
   return 0;
 }
 
@@ -433,11 +462,16 @@ static void api_free(struct pc_api *a) {
 }
 
 static void clear_list(struct pc_config *c, const struct opt *o) {
-  if (o->fn == opt_listen) c->n_listen = 0;
-  else if (o->fn == opt_ignore_field) strlist_clear(&c->ignore_fields);
-  else if (o->fn == opt_cache_path) strlist_clear(&c->cache_paths);
-  else if (o->fn == opt_replay) strlist_clear(&c->replay_files);
-  else if (o->fn == opt_redis) strlist_clear(&c->redis);
+  if (o->fn == opt_listen)
+    c->n_listen = 0;
+  else if (o->fn == opt_ignore_field)
+    strlist_clear(&c->ignore_fields);
+  else if (o->fn == opt_cache_path)
+    strlist_clear(&c->cache_paths);
+  else if (o->fn == opt_replay)
+    strlist_clear(&c->replay_files);
+  else if (o->fn == opt_redis)
+    strlist_clear(&c->redis);
   else if (o->fn == opt_route) {
     for (size_t i = 0; i < c->n_routes; i++) {
       free(c->routes[i].prefix);
@@ -510,9 +544,12 @@ static int apply_flags(struct pc_config *c, int argc, char **argv, int *scope_se
     if (!o) return fail(err, errlen, "unknown option '%s' (see --help)", a);
     const char *v = NULL;
     if (o->has_arg) {
-      if (eq) v = eq + 1;
-      else if (i + 1 < argc) v = argv[++i];
-      else return fail(err, errlen, "option '--%s' needs a value", o->name);
+      if (eq)
+        v = eq + 1;
+      else if (i + 1 < argc)
+        v = argv[++i];
+      else
+        return fail(err, errlen, "option '--%s' needs a value", o->name);
     } else if (eq) {
       return fail(err, errlen, "option '--%s' takes no value", o->name);
     }
@@ -552,8 +589,10 @@ static int api_finish(struct pc_api *a, const char *url, const char *what, char 
   if (!a->aws) return PC_ENOMEM;
   int rc = pc_awscred_load(a->aws, NULL);
   if (rc == PC_ENOTFOUND)
-    return fail(err, errlen, "%s (api=bedrock) needs AWS credentials to sign upstream requests: set "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials", what);
+    return fail(err, errlen,
+                "%s (api=bedrock) needs AWS credentials to sign upstream requests: set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials",
+                what);
   if (rc) return fail(err, errlen, "%s (api=bedrock): cannot read AWS credentials: %s", what, pc_strerror(rc));
   if (!a->region) a->region = region_of_url(url);
   if (!a->region && a->aws->region && !(a->region = strdup(a->aws->region))) return PC_ENOMEM;

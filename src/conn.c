@@ -38,16 +38,16 @@ struct pc_conn {
   struct pc_http http;
   struct pc_req req;
   enum conn_state state;
-  pc_buf in;           /* received, not yet parsed */
-  int request_open;    /* ops->request or ->reject ran and ops->end has not */
-  int close_after;     /* close once the current response is written */
+  pc_buf in;        /* received, not yet parsed */
+  int request_open; /* ops->request or ->reject ran and ops->end has not */
+  int close_after;  /* close once the current response is written */
   int read_stopped;
-  int peer_eof;        /* the client half-closed: answer, then close */
-  int trimmed;         /* idle and its request buffers already given back */
-  int in_dispatch;     /* inside conn_parse's dispatch: finish must not re-enter the parser */
-  int handles_open;    /* tcp + timer still to be closed */
+  int peer_eof;     /* the client half-closed: answer, then close */
+  int trimmed;      /* idle and its request buffers already given back */
+  int in_dispatch;  /* inside conn_parse's dispatch: finish must not re-enter the parser */
+  int handles_open; /* tcp + timer still to be closed */
   size_t writes_pending;
-  size_t accounted;    /* bytes of this conn counted in the process-wide body budget */
+  size_t accounted; /* bytes of this conn counted in the process-wide body budget */
   void *user;
   struct pc_conn *next, *prev;
   uv_shutdown_t shutdown_req;
@@ -70,8 +70,12 @@ static void conn_set_state(struct pc_conn *c, enum conn_state s) { c->state = s;
 
 int pc_conn_take_trimmed(void) { return atomic_exchange_explicit(&trimmed_flag, 0, memory_order_relaxed); }
 
-struct pc_req *pc_conn_req(struct pc_conn *c) { return &c->req; }
-struct pc_conn_pool *pc_conn_pool(struct pc_conn *c) { return c->pool; }
+struct pc_req *pc_conn_req(struct pc_conn *c) {
+  return &c->req;
+}
+struct pc_conn_pool *pc_conn_pool(struct pc_conn *c) {
+  return c->pool;
+}
 void *pc_conn_user(const struct pc_conn *c) { return c->user; }
 void pc_conn_set_user(struct pc_conn *c, void *user) { c->user = user; }
 int pc_conn_will_close(const struct pc_conn *c) { return c->close_after; }
@@ -110,12 +114,18 @@ static void timer_cb(uv_timer_t *t);
  * (bare CRLFs between requests begin no request and re-arm nothing). */
 static void conn_arm_timer(struct pc_conn *c) {
   const struct pc_conn_pool *p = c->pool;
-  if (c->state == CONN_READING && c->http.in_message) uv_timer_start(&c->timer, timer_cb, p->client_timeout_ms, 0);
-  else if (c->state == CONN_READING && !c->trimmed) uv_timer_start(&c->timer, timer_cb, trim_ms(p), 0);
-  else if (c->state == CONN_READING) uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms - trim_ms(p), 0);
-  else if (c->state == CONN_DRAINING) uv_timer_start(&c->timer, timer_cb, PC_LINGER_MS, 0);
-  else if (c->state == CONN_BLOCKED) uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms, 0); /* it never reads */
-  else uv_timer_stop(&c->timer);
+  if (c->state == CONN_READING && c->http.in_message)
+    uv_timer_start(&c->timer, timer_cb, p->client_timeout_ms, 0);
+  else if (c->state == CONN_READING && !c->trimmed)
+    uv_timer_start(&c->timer, timer_cb, trim_ms(p), 0);
+  else if (c->state == CONN_READING)
+    uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms - trim_ms(p), 0);
+  else if (c->state == CONN_DRAINING)
+    uv_timer_start(&c->timer, timer_cb, PC_LINGER_MS, 0);
+  else if (c->state == CONN_BLOCKED)
+    uv_timer_start(&c->timer, timer_cb, p->idle_timeout_ms, 0); /* it never reads */
+  else
+    uv_timer_stop(&c->timer);
 }
 
 /* Nothing is pending: give the request buffers back, so that thousands of
@@ -166,9 +176,15 @@ static void dispatch(struct pc_conn *c) {
 static void parse_failed(struct pc_conn *c) {
   int status = c->http.error_status;
   switch (status) {
-  case 413: reject(c, 413, "payload_too_large", "request body exceeds --max-body"); break;
-  case 431: reject(c, 431, "request_header_fields_too_large", "request headers exceed 64 KiB or 256 fields"); break;
-  case 405: reject(c, 405, "method_not_allowed", "CONNECT is not supported"); break;
+  case 413:
+    reject(c, 413, "payload_too_large", "request body exceeds --max-body");
+    break;
+  case 431:
+    reject(c, 431, "request_header_fields_too_large", "request headers exceed 64 KiB or 256 fields");
+    break;
+  case 405:
+    reject(c, 405, "method_not_allowed", "CONNECT is not supported");
+    break;
   default: {
     char msg[256];
     snprintf(msg, sizeof msg, "malformed HTTP request: %s", pc_http_error_name(&c->http));
@@ -302,8 +318,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     reject(c, 503, "overloaded", "too many request bytes buffered across connections; retry later");
     return;
   }
-  if (c->state == CONN_READING) conn_parse(c);
-  else if (c->in.len > PC_READ_MAX) stop_reading(c); /* resume after this response */
+  if (c->state == CONN_READING)
+    conn_parse(c);
+  else if (c->in.len > PC_READ_MAX)
+    stop_reading(c); /* resume after this response */
 }
 
 /* ---- writing ---- */
@@ -317,8 +335,10 @@ static void write_cb(uv_write_t *w, int status) {
   free(wr->block[1]);
   free(wr);
   c->writes_pending--;
-  if (status < 0) conn_close(c);
-  else if (c->state == CONN_BLOCKED && c->tcp.write_queue_size < PC_CONN_OUT_LOW) unblock(c);
+  if (status < 0)
+    conn_close(c);
+  else if (c->state == CONN_BLOCKED && c->tcp.write_queue_size < PC_CONN_OUT_LOW)
+    unblock(c);
 }
 
 void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2) {
@@ -393,9 +413,7 @@ static void next_request(struct pc_conn *c) {
   if (!c->in_dispatch) conn_parse(c); /* else the running parse loop goes on */
 }
 
-static void unblock(struct pc_conn *c) {
-  next_request(c);
-}
+static void unblock(struct pc_conn *c) { next_request(c); }
 
 /* The last response is queued: shut the write side once it is written,
  * and discard what the client still sends until it closes or the linger
@@ -404,8 +422,10 @@ static void drain(struct pc_conn *c) {
   conn_set_state(c, CONN_DRAINING);
   conn_arm_timer(c);
   c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb)) conn_close(c);
-  else start_reading(c);
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb))
+    conn_close(c);
+  else
+    start_reading(c);
 }
 
 void pc_conn_finish(struct pc_conn *c) {
@@ -442,8 +462,10 @@ static void conn_close(struct pc_conn *c) {
   conn_set_state(c, CONN_CLOSED);
   end_request(c);
   struct pc_conn_pool *p = c->pool;
-  if (c->prev) c->prev->next = c->next;
-  else p->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    p->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   p->n_conns--;
   uv_timer_stop(&c->timer);
@@ -483,9 +505,12 @@ void pc_conn_shutdown_all(struct pc_conn_pool *p) {
   struct pc_conn *c = p->conns;
   while (c) {
     struct pc_conn *next = c->next;
-    if (c->state == CONN_READING && !c->http.in_message) conn_close(c);
-    else if (c->state == CONN_BLOCKED) drain(c); /* its answers are queued: let them go out */
-    else c->close_after = 1;
+    if (c->state == CONN_READING && !c->http.in_message)
+      conn_close(c);
+    else if (c->state == CONN_BLOCKED)
+      drain(c); /* its answers are queued: let them go out */
+    else
+      c->close_after = 1;
     c = next;
   }
   if (p->n_conns == 0 && p->drained) p->drained(p);

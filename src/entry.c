@@ -48,17 +48,14 @@ static uint32_t get_u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint64_t get_u64(const uint8_t *p) {
-  return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
+static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
 /* Where the eight byte sections live in the struct, in stored order (the
  * chunks section follows them). One table serves encode and decode, so the
  * two can never disagree on the order. */
 static const size_t SECTION_OFF[8] = {
-    offsetof(struct pc_entry, request), offsetof(struct pc_entry, ns),
-    offsetof(struct pc_entry, route),   offsetof(struct pc_entry, path),
-    offsetof(struct pc_entry, model),   offsetof(struct pc_entry, headers),
+    offsetof(struct pc_entry, request), offsetof(struct pc_entry, ns),    offsetof(struct pc_entry, route),
+    offsetof(struct pc_entry, path),    offsetof(struct pc_entry, model), offsetof(struct pc_entry, headers),
     offsetof(struct pc_entry, body),    offsetof(struct pc_entry, usage),
 };
 
@@ -196,8 +193,7 @@ static int decode_header(struct reader *r, struct pc_entry *e) {
   int rc = take(r, HDR_LEN, &h);
   if (rc) return rc;
   e->flags = get_u16(h + 6);
-  if ((e->flags & ~KNOWN_FLAGS) != 0 || get_u16(h + 10) != 0 || get_u32(h + 32) != 0)
-    return PC_EVERSION;
+  if ((e->flags & ~KNOWN_FLAGS) != 0 || get_u16(h + 10) != 0 || get_u32(h + 32) != 0) return PC_EVERSION;
   e->status = get_u16(h + 8);
   e->created_ms = (int64_t)get_u64(h + 12);
   e->expires_ms = (int64_t)get_u64(h + 20);

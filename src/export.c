@@ -87,12 +87,14 @@ static int classify_body(struct view *v) {
   const struct pc_slice *b = &v->e.body;
   pc_buf compact;
   int rc = 0;
-  if (v->e.flags & PC_ENTRY_F_SSE) v->kind = BODY_EVENTS;
-  else if (!pc_utf8_valid(b->p, b->n)) v->kind = BODY_BASE64;
-  else if (pc_json_parse(b->p, b->n, &v->resp_body, NULL) ||
-           pc_json_root(v->resp_body)->type == PC_JSON_STRING)
+  if (v->e.flags & PC_ENTRY_F_SSE)
+    v->kind = BODY_EVENTS;
+  else if (!pc_utf8_valid(b->p, b->n))
+    v->kind = BODY_BASE64;
+  else if (pc_json_parse(b->p, b->n, &v->resp_body, NULL) || pc_json_root(v->resp_body)->type == PC_JSON_STRING)
     v->kind = BODY_TEXT;
-  else v->kind = BODY_JSON;
+  else
+    v->kind = BODY_JSON;
   if (v->kind == BODY_TEXT && v->resp_body) {
     pc_json_free(v->resp_body);
     v->resp_body = NULL;
@@ -210,10 +212,14 @@ static int scan_events(const struct pc_entry *e, struct pc_secret_hit *h) {
 static int scan_response_body(const struct view *v, pc_buf *ptr, struct pc_secret_hit *h) {
   const struct pc_slice *b = &v->e.body;
   switch (v->kind) {
-  case BODY_EVENTS: return scan_events(&v->e, h);
-  case BODY_BASE64: return pc_secrets_scan_bytes(b->p, b->n, "/response/body_base64", h);
-  case BODY_TEXT: return pc_secrets_scan_bytes(b->p, b->n, "/response/body", h);
-  default: break;
+  case BODY_EVENTS:
+    return scan_events(&v->e, h);
+  case BODY_BASE64:
+    return pc_secrets_scan_bytes(b->p, b->n, "/response/body_base64", h);
+  case BODY_TEXT:
+    return pc_secrets_scan_bytes(b->p, b->n, "/response/body", h);
+  default:
+    break;
   }
   pc_buf_reset(ptr);
   int rc = pc_buf_puts(ptr, "/response/body");
@@ -323,13 +329,16 @@ static int put_response_body(pc_buf *out, const struct view *v) {
   const struct pc_slice *b = &v->e.body;
   int rc = 0;
   switch (v->kind) {
-  case BODY_EVENTS: return put_events(out, &v->e);
+  case BODY_EVENTS:
+    return put_events(out, &v->e);
   case BODY_BASE64:
     rc = put_member(out, "body_base64");
     return rc ? rc : pc_rec_put_base64(out, b->p, b->n);
-  case BODY_TEXT: return put_str_member(out, "body", b->p, b->n);
+  case BODY_TEXT:
+    return put_str_member(out, "body", b->p, b->n);
   case BODY_JSON:
-  case BODY_JSON_RAW: break;
+  case BODY_JSON_RAW:
+    break;
   }
   rc = put_member(out, "body");
   if (!rc) rc = pc_json_write(pc_json_root(v->resp_body), out);
@@ -426,16 +435,18 @@ static int export_one(void *ud, const uint8_t key[16], const void *val, size_t l
   if (w->o->ns && (v.e.ns.n != strlen(w->o->ns) || memcmp(v.e.ns.p, w->o->ns, v.e.ns.n))) goto out;
   if (!w->o->allow_secrets && (rc = scan_view(&v, &hit)) != 0) {
     if (rc == 1)
-      snprintf(w->err, w->errlen, "refused: entry %s holds %s at %s (use --allow-secrets to export anyway)",
-               hex, hit.kind, hit.pointer);
+      snprintf(w->err, w->errlen, "refused: entry %s holds %s at %s (use --allow-secrets to export anyway)", hex,
+               hit.kind, hit.pointer);
     rc = rc == 1 ? PC_EINVAL : rc == PC_EINVAL ? PC_EIO : rc;
     goto out;
   }
   pc_buf_reset(&w->line);
   rc = write_line(&w->line, &v);
   if (rc == PC_EINVAL) rc = PC_ECORRUPT;
-  if (rc) snprintf(w->err, w->errlen, "entry %s cannot be exported: %s", hex, pc_strerror(rc));
-  else rc = stage_line(w, &v, key);
+  if (rc)
+    snprintf(w->err, w->errlen, "entry %s cannot be exported: %s", hex, pc_strerror(rc));
+  else
+    rc = stage_line(w, &v, key);
 out:
   view_close(&v);
   return rc;
@@ -493,4 +504,3 @@ out:
   pc_buf_free(&w.index);
   return rc;
 }
-

@@ -36,7 +36,8 @@ void pc_fleet_node_id(const struct pc_config *cfg, int port, char out[PC_SHARED_
   if (port <= 0) port = cfg->n_listen ? cfg->listen[0].port : 8080;
   char suffix[32];
   /* port 0 (any free port) names no one node: the process id does */
-  int sn = port ? snprintf(suffix, sizeof suffix, ":%d", port) : snprintf(suffix, sizeof suffix, ":pid%ld", (long)getpid());
+  int sn =
+      port ? snprintf(suffix, sizeof suffix, ":%d", port) : snprintf(suffix, sizeof suffix, ":pid%ld", (long)getpid());
   size_t hn = strlen(host);
   if (hn + (size_t)sn > PC_SHARED_MAX_NODE_ID) hn = PC_SHARED_MAX_NODE_ID - (size_t)sn;
   memcpy(out, host, hn);
@@ -97,8 +98,10 @@ int pc_fleet_agree_secret(const struct pc_config *cfg, pc_cache *cache) {
       rc = pc_cache_set_secret(cache, a.secret);
       if (!rc) pc_log_info("fleet: adopted the fleet's credential secret");
     } else if (a.rc == PC_ECORRUPT) {
-      fprintf(stderr, "promptcache: the fleet secret stored in Redis is not 32 bytes long (delete the key "
-                      "'%ssecret' and restart the nodes)\n", cfg->redis_prefix);
+      fprintf(stderr,
+              "promptcache: the fleet secret stored in Redis is not 32 bytes long (delete the key "
+              "'%ssecret' and restart the nodes)\n",
+              cfg->redis_prefix);
       rc = PC_ECORRUPT;
     } else if (a.rc && a.rc != PC_EUNAVAIL) {
       pc_log_warn("fleet: could not agree on the fleet secret (%s): this node keeps its own until restarted",
@@ -169,9 +172,9 @@ static int node_json(const struct pc_fleet_node *n, int named, pc_buf *out) {
                        "\"requests\":%llu,\"hits\":%llu,\"hits_shared\":%llu,\"coalesced\":%llu,"
                        "\"fleet_coalesced\":%llu,\"misses\":%llu,\"hit_ratio\":%.4f,\"tokens_saved\":%llu,"
                        "\"money_saved\":%.6f}",
-                       (unsigned long long)n->requests, (unsigned long long)n->hits,
-                       (unsigned long long)n->hits_shared, (unsigned long long)n->coalesced,
-                       (unsigned long long)n->fleet_coalesced, (unsigned long long)n->misses, pc_fleet_hit_ratio(n),
+                       (unsigned long long)n->requests, (unsigned long long)n->hits, (unsigned long long)n->hits_shared,
+                       (unsigned long long)n->coalesced, (unsigned long long)n->fleet_coalesced,
+                       (unsigned long long)n->misses, pc_fleet_hit_ratio(n),
                        (unsigned long long)(n->tokens_in + n->tokens_out), n->money);
   return rc;
 }
@@ -207,8 +210,10 @@ static void purge_apply(void *ud, const struct pc_purge_sel *sel, const char *id
   struct pc_fleet *f = ud;
   size_t n = 0;
   int rc = pc_purge(f->o.cache, sel, &n);
-  if (rc) pc_log_warn("fleet: purge %s could not be applied here: %s", id, pc_strerror(rc));
-  else if (n) pc_log_info("fleet: purge %s removed %zu local entr%s", id, n, n == 1 ? "y" : "ies");
+  if (rc)
+    pc_log_warn("fleet: purge %s could not be applied here: %s", id, pc_strerror(rc));
+  else if (n)
+    pc_log_info("fleet: purge %s removed %zu local entr%s", id, n, n == 1 ? "y" : "ies");
   persist_purge_id(f, id);
 }
 
@@ -220,7 +225,8 @@ static void purge_reset(void *ud, const char *id) {
   size_t n = 0;
   int rc = pc_purge(f->o.cache, &all, &n);
   pc_log_warn("fleet: the purge log does not reach back to the last purge applied here: dropped the local tier "
-              "(%zu entries)%s%s", n, rc ? ": " : "", rc ? pc_strerror(rc) : "");
+              "(%zu entries)%s%s",
+              n, rc ? ": " : "", rc ? pc_strerror(rc) : "");
   persist_purge_id(f, id);
 }
 
@@ -294,7 +300,9 @@ int pc_fleet_open(uv_loop_t *loop, const struct pc_fleet_opts *o, struct pc_flee
   return rc;
 }
 
-struct pc_shared *pc_fleet_shared(const struct pc_fleet *f) { return f ? f->shared : NULL; }
+struct pc_shared *pc_fleet_shared(const struct pc_fleet *f) {
+  return f ? f->shared : NULL;
+}
 
 static void timer_closed(uv_handle_t *h) {
   struct pc_fleet *f = h->data;

@@ -67,9 +67,9 @@ struct pc_flights {
   struct pc_wport *port;
   pc_cache *cache;          /* read only: a recorded sequence's old entries */
   struct pc_shared *shared; /* the fleet's tier, or NULL */
-  struct pc_flight *led;  /* flights this loop leads (or follows from another node) */
-  struct pc_rsub *rsubs;  /* this loop's followers of other loops' flights */
-  uv_async_t xnotify;     /* other loops wake us for rsubs */
+  struct pc_flight *led;    /* flights this loop leads (or follows from another node) */
+  struct pc_rsub *rsubs;    /* this loop's followers of other loops' flights */
+  uv_async_t xnotify;       /* other loops wake us for rsubs */
   void (*idle)(void *ud);
   void *ud;
 };
@@ -106,7 +106,7 @@ struct pc_flight {
   int joinable;       /* in the registry and still accepting followers */
   int finished;       /* the end (rc, usage) is known and may be delivered */
   int rc;
-  int fleet; /* following another node: every subscriber is a (fleet) follower */
+  int fleet;       /* following another node: every subscriber is a (fleet) follower */
   char method[24]; /* f->req.method points here: the request's buffer goes with its connection */
   int64_t upstream_us;
   size_t n_followers;
@@ -194,8 +194,10 @@ static void flight_mem_free(struct pc_flight *f) {
 /* Under the shard's mutex: no new followers from here on. */
 static void unregister_locked(struct pc_flight *f) {
   if (!f->joinable) return;
-  if (f->rprev) f->rprev->rnext = f->rnext;
-  else f->shard->head = f->rnext;
+  if (f->rprev)
+    f->rprev->rnext = f->rnext;
+  else
+    f->shard->head = f->rnext;
   if (f->rnext) f->rnext->rprev = f->rprev;
   f->rnext = f->rprev = NULL;
   f->joinable = 0;
@@ -209,8 +211,10 @@ static void maybe_idle(struct pc_flights *fl) {
 static void flight_free(struct pc_flight *f) {
   struct pc_flights *fl = f->fl;
   pc_stats_inflight(0, -1);
-  if (f->prev) f->prev->next = f->next;
-  else fl->led = f->next;
+  if (f->prev)
+    f->prev->next = f->next;
+  else
+    fl->led = f->next;
   if (f->next) f->next->prev = f->prev;
   lock(f);
   unregister_locked(f);
@@ -404,7 +408,8 @@ static int storable(const struct pc_flight *f, int delimited, int json_ok) {
   if (f->status != 200) { /* record mode keeps every answer that arrived whole */
     struct pc_usage u;
     if (!f->req.any_status || !delimited) return 0;
-    return !labelled_json(&f->store_head) || pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len, 0, &u) == 0;
+    return !labelled_json(&f->store_head) ||
+           pc_usage_from_body(f->record.data ? f->record.data : "", f->record.len, 0, &u) == 0;
   }
   if (family_of(f) != PC_FAMILY_DEFAULT) { /* the family says when its answers are whole */
     struct pc_family_response r;
@@ -435,8 +440,7 @@ static void share(struct pc_flight *f, const char *p, size_t n) {
   if (!pc_entry_decode(p, n, 0, &e)) created = e.created_ms;
   f->lease = NULL;
   if (pc_shared_put(sh, (f->seq ? &f->skey : &f->req.key)->b, p, n, f->req.ttl_ms > 0 ? f->req.ttl_ms : 0, ns,
-                    strlen(ns), created,
-                    shared_stored, l))
+                    strlen(ns), created, shared_stored, l))
     pc_shared_lease_release(l);
 }
 
@@ -825,8 +829,10 @@ int pc_flight_joinable(const struct pc_key *key) {
 /* ---- remote followers (the follower's loop) ---- */
 
 static void rsub_unlink_loop(struct pc_rsub *r) {
-  if (r->wprev) r->wprev->wnext = r->wnext;
-  else r->fl->rsubs = r->wnext;
+  if (r->wprev)
+    r->wprev->wnext = r->wnext;
+  else
+    r->fl->rsubs = r->wnext;
   if (r->wnext) r->wnext->wprev = r->wprev;
 }
 
@@ -972,7 +978,7 @@ void pc_flights_abort_all(struct pc_flights *fl) {
   for (struct pc_flight *f = fl->led, *next; f; f = next) {
     next = f->next;
     if (f->storing) continue; /* the commit is about to report back */
-    if (f->leasing) {          /* the lease's answer comes within the Redis timeout */
+    if (f->leasing) {         /* the lease's answer comes within the Redis timeout */
       f->aborted = 1;
       continue;
     }

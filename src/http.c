@@ -100,8 +100,7 @@ static int cb_header_value_complete(llhttp_t *p) {
   if (pc_buf_putc(&r->hbuf, '\0')) return -1;
   /* trim trailing whitespace of the value (llhttp strips the leading part) */
   struct pc_header *hd = &r->h[r->nh];
-  while (hd->vlen &&
-         (r->hbuf.data[hd->value + hd->vlen - 1] == ' ' || r->hbuf.data[hd->value + hd->vlen - 1] == '\t'))
+  while (hd->vlen && (r->hbuf.data[hd->value + hd->vlen - 1] == ' ' || r->hbuf.data[hd->value + hd->vlen - 1] == '\t'))
     r->hbuf.data[hd->value + --hd->vlen] = '\0';
   r->nh++;
   if (r->nh < r->h_cap) memset(&r->h[r->nh], 0, sizeof r->h[0]);
@@ -209,8 +208,10 @@ enum pc_http_result pc_http_feed(struct pc_http *h, const char *p, size_t n, siz
      * parser starts afresh rather than treating what follows as another
      * protocol (resumed, llhttp would stop at once with
      * HPE_PAUSED_UPGRADE). */
-    if (h->upgrade) llhttp_init(&h->parser, HTTP_REQUEST, &settings);
-    else llhttp_resume(&h->parser);
+    if (h->upgrade)
+      llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+    else
+      llhttp_resume(&h->parser);
     h->upgrade = 0;
     h->parser.data = h;
     return PC_HTTP_REQUEST;

@@ -42,7 +42,7 @@ struct line_in {
   pc_buf material; /* the key material */
   pc_buf headers;  /* "name: value\r\n" lines */
   pc_buf body;
-  pc_buf chunks;   /* struct pc_chunk array */
+  pc_buf chunks; /* struct pc_chunk array */
   pc_buf usage;
   pc_buf scratch;
   struct pc_entry e;
@@ -77,13 +77,16 @@ static int bad(struct line_in *l, const char *what, const char *name) {
 }
 
 /* A member that must be present with type t (NULL allowed when may_null). */
-static const struct pc_json *member(struct line_in *l, const struct pc_json *obj, const char *name,
-                                    enum pc_json_type t, int may_null) {
+static const struct pc_json *member(struct line_in *l, const struct pc_json *obj, const char *name, enum pc_json_type t,
+                                    int may_null) {
   const struct pc_json *v = pc_json_get(obj, name);
   if (v && (v->type == t || (may_null && v->type == PC_JSON_NULL))) return v;
-  if (t == PC_JSON_OBJECT) bad(l, v ? "must be an object" : "missing", name);
-  else if (t == PC_JSON_NUMBER) bad(l, v ? "must be a number" : "missing", name);
-  else bad(l, v ? "must be a string" : "missing", name);
+  if (t == PC_JSON_OBJECT)
+    bad(l, v ? "must be an object" : "missing", name);
+  else if (t == PC_JSON_NUMBER)
+    bad(l, v ? "must be a number" : "missing", name);
+  else
+    bad(l, v ? "must be a string" : "missing", name);
   return NULL;
 }
 
@@ -106,9 +109,12 @@ static int request_headers(struct line_in *l, const struct pc_json *h) {
   int rc = 0;
   for (size_t i = 0; i < h->len && !rc; i++) {
     int k = key_header_index(h->keys[i]);
-    if (k < 0) return bad(l, "not a key header (see pc_key_headers: anthropic-version, anthropic-beta, "
-                             "openai-beta, openai-organization, openai-project, Bedrock's x-amzn-bedrock-* "
-                             "and accept)", h->keys[i]);
+    if (k < 0)
+      return bad(l,
+                 "not a key header (see pc_key_headers: anthropic-version, anthropic-beta, "
+                 "openai-beta, openai-organization, openai-project, Bedrock's x-amzn-bedrock-* "
+                 "and accept)",
+                 h->keys[i]);
     if (h->kids[i].type != PC_JSON_STRING) return bad(l, "must be a string", h->keys[i]);
     if (l->req.f[PC_REC_F_HDR0 + k]) return bad(l, "given twice", h->keys[i]);
     if (strlen(h->kids[i].str) != h->kids[i].len) return bad(l, "holds a NUL character", h->keys[i]);
@@ -145,8 +151,8 @@ static int request_key(struct line_in *l, const struct pc_json *body, const stru
   if (memcmp(given.b, l->key.b, 16)) {
     char hex[PC_KEY_HEX_LEN + 1];
     pc_key_hex(&l->key, hex);
-    snprintf(l->why, l->whylen,
-             "key %s does not match the request (its key is %s): the line was edited inconsistently", k->str, hex);
+    snprintf(l->why, l->whylen, "key %s does not match the request (its key is %s): the line was edited inconsistently",
+             k->str, hex);
     return PC_EINVAL;
   }
   return 0;
@@ -209,9 +215,12 @@ static int one_event(struct line_in *l, const struct pc_json *ev) {
   const struct pc_json *d64 = ev->type == PC_JSON_OBJECT ? pc_json_get(ev, "data_base64") : NULL;
   int rc;
   if (!integer_in(t, 0, UINT32_MAX)) return bad(l, "each event needs an integer t_ms", "response.events");
-  if (d && d->type == PC_JSON_STRING && !d64) rc = pc_buf_append(&l->body, d->str, d->len);
-  else if (d64 && d64->type == PC_JSON_STRING && !d) rc = pc_rec_base64_decode(d64->str, d64->len, &l->body);
-  else return bad(l, "each event needs a string data or data_base64", "response.events");
+  if (d && d->type == PC_JSON_STRING && !d64)
+    rc = pc_buf_append(&l->body, d->str, d->len);
+  else if (d64 && d64->type == PC_JSON_STRING && !d)
+    rc = pc_rec_base64_decode(d64->str, d64->len, &l->body);
+  else
+    return bad(l, "each event needs a string data or data_base64", "response.events");
   if (rc == PC_EINVAL) return bad(l, "invalid base64", "response.events");
   if (rc) return rc;
   if (l->body.len > UINT32_MAX) return PC_ETOOBIG;
@@ -231,10 +240,14 @@ static int response_body(struct line_in *l, const struct pc_json *r) {
   for (size_t i = 0; ev && i < ev->len && !rc; i++) rc = one_event(l, &ev->kids[i]);
   if (ev) return rc;
   if (b64 && b64->type != PC_JSON_STRING) return bad(l, "must be a string", "body_base64");
-  if (b64) rc = pc_rec_base64_decode(b64->str, b64->len, &l->body);
-  else if (raw) rc = pc_buf_append(&l->body, raw->str, raw->len);
-  else if (b->type == PC_JSON_STRING) rc = pc_buf_append(&l->body, b->str, b->len);
-  else rc = pc_json_write(b, &l->body);
+  if (b64)
+    rc = pc_rec_base64_decode(b64->str, b64->len, &l->body);
+  else if (raw)
+    rc = pc_buf_append(&l->body, raw->str, raw->len);
+  else if (b->type == PC_JSON_STRING)
+    rc = pc_buf_append(&l->body, b->str, b->len);
+  else
+    rc = pc_json_write(b, &l->body);
   return rc == PC_EINVAL ? bad(l, "invalid base64", "body_base64") : rc;
 }
 

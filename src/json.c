@@ -211,7 +211,7 @@ static const unsigned char *plain_run(const unsigned char *p, const unsigned cha
   while (e - p >= 8) {
     uint64_t w;
     memcpy(&w, p, 8);
-    uint64_t ctl = (w - ones * 0x20) & ~w & highs;    /* a byte < 0x20 (or >= 0x80, caught below) */
+    uint64_t ctl = (w - ones * 0x20) & ~w & highs; /* a byte < 0x20 (or >= 0x80, caught below) */
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
     uint64_t stop = ctl | (w & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
     if (stop) break;
@@ -393,11 +393,16 @@ static int begin_value(struct parser *ps, int *want_value) {
   *want_value = 0;
   if (ps->p >= ps->e) return fail(ps, ps->p, PC_EJSON);
   switch (*ps->p) {
-  case '{': return open_container(ps, PC_JSON_OBJECT, want_value);
-  case '[': return open_container(ps, PC_JSON_ARRAY, want_value);
-  case 't': return parse_literal(ps, "true", PC_JSON_TRUE);
-  case 'f': return parse_literal(ps, "false", PC_JSON_FALSE);
-  case 'n': return parse_literal(ps, "null", PC_JSON_NULL);
+  case '{':
+    return open_container(ps, PC_JSON_OBJECT, want_value);
+  case '[':
+    return open_container(ps, PC_JSON_ARRAY, want_value);
+  case 't':
+    return parse_literal(ps, "true", PC_JSON_TRUE);
+  case 'f':
+    return parse_literal(ps, "false", PC_JSON_FALSE);
+  case 'n':
+    return parse_literal(ps, "null", PC_JSON_NULL);
   case '"': {
     rc = parse_string(ps, &s, &n);
     if (rc) return rc;
@@ -580,7 +585,6 @@ static int put(struct sink *s, const void *p, size_t n) {
 
 static int putc1(struct sink *s, char c) { return put(s, &c, 1); }
 
-
 static int put_escape(struct sink *s, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
   char e[6] = {'\\', 0, '0', '0', 0, 0};
@@ -665,13 +669,19 @@ static int put_container(struct sink *s, const struct pc_json *v, int indent, in
 static int put_value(struct sink *s, const struct pc_json *v, int indent, int level) {
   if (level > PC_JSON_MAX_DEPTH) return PC_EDEPTH; /* deeper than any parsed document */
   switch (v->type) {
-  case PC_JSON_NULL: return put(s, "null", 4);
-  case PC_JSON_FALSE: return put(s, "false", 5);
-  case PC_JSON_TRUE: return put(s, "true", 4);
-  case PC_JSON_NUMBER: return put_number(s, v);
-  case PC_JSON_STRING: return put_string(s, v->str, v->len);
+  case PC_JSON_NULL:
+    return put(s, "null", 4);
+  case PC_JSON_FALSE:
+    return put(s, "false", 5);
+  case PC_JSON_TRUE:
+    return put(s, "true", 4);
+  case PC_JSON_NUMBER:
+    return put_number(s, v);
+  case PC_JSON_STRING:
+    return put_string(s, v->str, v->len);
   case PC_JSON_ARRAY:
-  case PC_JSON_OBJECT: return put_container(s, v, indent, level);
+  case PC_JSON_OBJECT:
+    return put_container(s, v, indent, level);
   }
   return PC_EINVAL;
 }
@@ -852,8 +862,8 @@ static int num_equal(const struct pc_json *a, const struct pc_json *b) {
 
 static int diff_node(struct differ *df, const struct pc_json *a, const struct pc_json *b, int depth);
 
-static int diff_member(struct differ *df, const char *k, size_t kn, const struct pc_json *a,
-                       const struct pc_json *b, int depth) {
+static int diff_member(struct differ *df, const char *k, size_t kn, const struct pc_json *a, const struct pc_json *b,
+                       int depth) {
   size_t mark = df->path.len;
   int rc = path_push_key(&df->path, k, kn);
   if (!rc) rc = diff_node(df, a, b, depth + 1);
@@ -947,13 +957,17 @@ static int diff_node(struct differ *df, const struct pc_json *a, const struct pc
   if (!a && !b) return 0;
   if (!a || !b || a->type != b->type) return record(df, a, b);
   switch (a->type) {
-  case PC_JSON_NUMBER: return num_equal(a, b) ? 0 : record(df, a, b);
+  case PC_JSON_NUMBER:
+    return num_equal(a, b) ? 0 : record(df, a, b);
   case PC_JSON_STRING:
     if (a->len == b->len && (a->len == 0 || memcmp(a->str, b->str, a->len) == 0)) return 0;
     return record(df, a, b);
-  case PC_JSON_ARRAY: return diff_arrays(df, a, b, depth);
-  case PC_JSON_OBJECT: return diff_objects(df, a, b, depth);
-  default: return 0; /* null, true, false: same type is equal */
+  case PC_JSON_ARRAY:
+    return diff_arrays(df, a, b, depth);
+  case PC_JSON_OBJECT:
+    return diff_objects(df, a, b, depth);
+  default:
+    return 0; /* null, true, false: same type is equal */
   }
 }
 

@@ -14,18 +14,11 @@
 #include "family.h"
 #include "policy.h"
 
-const char *const pc_key_headers[PC_KEY_N_ALL] = {"anthropic-version",
-                                                  "anthropic-beta",
-                                                  "openai-beta",
-                                                  "openai-organization",
-                                                  "openai-project",
-                                                  /* Bedrock InvokeModel's options (family.c) */
-                                                  "x-amzn-bedrock-guardrailidentifier",
-                                                  "x-amzn-bedrock-guardrailversion",
-                                                  "x-amzn-bedrock-trace",
-                                                  "x-amzn-bedrock-performanceconfig-latency",
-                                                  "x-amzn-bedrock-service-tier",
-                                                  "accept"};
+const char *const pc_key_headers[PC_KEY_N_ALL] = {
+    "anthropic-version", "anthropic-beta", "openai-beta", "openai-organization", "openai-project",
+    /* Bedrock InvokeModel's options (family.c) */
+    "x-amzn-bedrock-guardrailidentifier", "x-amzn-bedrock-guardrailversion", "x-amzn-bedrock-trace",
+    "x-amzn-bedrock-performanceconfig-latency", "x-amzn-bedrock-service-tier", "accept"};
 
 static int field(pc_buf *out, const char *name, const char *v, size_t n) {
   int rc = pc_buf_puts(out, name);
@@ -100,8 +93,10 @@ int pc_key_material(const struct pc_key_input *in, pc_buf *out) {
   if (!rc) rc = pc_buf_puts(out, "pc-key-v1\n");
   if (!rc) rc = field(out, "route", in->route, strlen(in->route));
   if (!rc) rc = field(out, "method", in->method, strlen(in->method));
-  if (!rc && in->query) rc = field(out, "path", path.data ? path.data : "", path.len);
-  else if (!rc) rc = field(out, "path", in->path, in->path_len);
+  if (!rc && in->query)
+    rc = field(out, "path", path.data ? path.data : "", path.len);
+  else if (!rc)
+    rc = field(out, "path", in->path, in->path_len);
   if (!rc) rc = field(out, "namespace", in->ns, strlen(in->ns));
   if (!rc) rc = field(out, "credential", in->cred_fp_hex, strlen(in->cred_fp_hex));
   for (int i = 0; i < PC_KEY_N_ALL && !rc; i++) {

@@ -65,8 +65,12 @@ static void timestamp(pc_buf *b) {
     strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
     last = tv.tv_sec;
   }
-  char ms[6] = {'.', (char)('0' + tv.tv_usec / 100000), (char)('0' + tv.tv_usec / 10000 % 10),
-                (char)('0' + tv.tv_usec / 1000 % 10), 'Z', 0};
+  char ms[6] = {'.',
+                (char)('0' + tv.tv_usec / 100000),
+                (char)('0' + tv.tv_usec / 10000 % 10),
+                (char)('0' + tv.tv_usec / 1000 % 10),
+                'Z',
+                0};
   pc_buf_puts(b, sec);
   pc_buf_puts(b, ms);
 }
@@ -145,8 +149,10 @@ static void masked_target(pc_buf *b, const char *target, int json) {
   if (!t.max) pc_buf_init(&t, (size_t)1 << 20);
   pc_buf_reset(&t);
   pc_log_mask_target(&t, target);
-  if (json) pc_json_write_text(b, t.data ? t.data : "", t.len);
-  else put_printable(b, t.data ? t.data : "", t.len);
+  if (json)
+    pc_json_write_text(b, t.data ? t.data : "", t.len);
+  else
+    put_printable(b, t.data ? t.data : "", t.len);
   if (t.cap > (64u << 10)) pc_buf_free(&t);
 }
 
@@ -172,8 +178,10 @@ static void access_json(pc_buf *b, const struct pc_access *a) {
   pc_buf_puts(b, ",\"bytes\":");
   pc_buf_put_u64(b, (unsigned long long)a->bytes);
   pc_buf_puts(b, ",\"upstream_ms\":");
-  if (a->upstream_us >= 0) put_ms(b, a->upstream_us);
-  else pc_buf_puts(b, "null");
+  if (a->upstream_us >= 0)
+    put_ms(b, a->upstream_us);
+  else
+    pc_buf_puts(b, "null");
   pc_buf_puts(b, ",\"total_ms\":");
   put_ms(b, a->total_us);
   pc_buf_putc(b, '}');
@@ -207,8 +215,10 @@ static void access_text(pc_buf *b, const struct pc_access *a) {
 
 void pc_log_access(const struct pc_access *a) {
   pc_buf *b = out_buf();
-  if (log_json) access_json(b, a);
-  else access_text(b, a);
+  if (log_json)
+    access_json(b, a);
+  else
+    access_text(b, a);
   end_line(b);
 }
 

@@ -11,8 +11,8 @@ static const struct {
   const char *name;
   int (*run)(int argc, char **argv);
 } OFFLINE[] = {
-    {"stats", pc_cli_stats},     {"export", pc_cli_export},   {"import", pc_cli_import},
-    {"purge", pc_cli_purge},     {"inspect", pc_cli_inspect}, {"verify", pc_cli_verify},
+    {"stats", pc_cli_stats}, {"export", pc_cli_export},   {"import", pc_cli_import},
+    {"purge", pc_cli_purge}, {"inspect", pc_cli_inspect}, {"verify", pc_cli_verify},
 };
 
 static int cmd_serve(int argc, char **argv) {

@@ -140,12 +140,12 @@ static int body_diffs(const char *a, size_t an, const char *b, size_t bn, struct
   int rc = pc_key_material_field(a, an, "body", &pa, &na);
   if (!rc) rc = pc_key_material_field(b, bn, "body", &pb, &nb);
   if (!rc && (pc_bodykey_is_canon(pa, na) || pc_bodykey_is_canon(pb, nb)))
-    return pc_bodykey_diff(pa, na, pb, nb, PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV, &out->diffs, &out->n,
-                           &out->total);
+    return pc_bodykey_diff(pa, na, pb, nb, PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV, &out->diffs, &out->n, &out->total);
   if (!rc) rc = pc_json_parse(pa, na, &da, NULL);
   if (!rc) rc = pc_json_parse(pb, nb, &db, NULL);
-  if (!rc) rc = pc_json_diff(pc_json_root(da), pc_json_root(db), PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV,
-                             &out->diffs, &out->n, &out->total);
+  if (!rc)
+    rc = pc_json_diff(pc_json_root(da), pc_json_root(db), PC_NEAREST_MAX_DIFFS, PC_NEAREST_ABBREV, &out->diffs, &out->n,
+                      &out->total);
   pc_json_free(da);
   pc_json_free(db);
   return rc;

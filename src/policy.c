@@ -80,8 +80,10 @@ static int parse_max_age(const char *v, size_t n, int64_t *ms) {
   for (size_t i = 0; i < n; i++) {
     if (v[i] < '0' || v[i] > '9') return -1;
     int d = v[i] - '0';
-    if (over || s > (max_s - d) / 10) over = 1; /* more seconds than milliseconds can count */
-    else s = s * 10 + d;
+    if (over || s > (max_s - d) / 10)
+      over = 1; /* more seconds than milliseconds can count */
+    else
+      s = s * 10 + d;
   }
   *ms = over ? -1 : s * 1000;
   return 0;
@@ -96,9 +98,12 @@ enum pc_controls_error pc_policy_controls(const struct pc_config *cfg, const cha
   const char *tok;
   size_t tl;
   for (const char *p = cc, *end = cc ? cc + cc_len : NULL; cc && pc_policy_next_token(&p, end, &tok, &tl);) {
-    if (tok_is(tok, tl, "no-store")) out->no_store = 1;
-    else if (tok_is(tok, tl, "no-cache")) out->no_cache = 1;
-    else if (tok_is(tok, tl, "only-if-cached")) out->only_if_cached = 1;
+    if (tok_is(tok, tl, "no-store"))
+      out->no_store = 1;
+    else if (tok_is(tok, tl, "no-cache"))
+      out->no_cache = 1;
+    else if (tok_is(tok, tl, "only-if-cached"))
+      out->only_if_cached = 1;
     else if (tl >= 8 && !strncasecmp(tok, "max-age=", 8) && parse_max_age(tok + 8, tl - 8, &out->max_age_ms))
       return PC_CONTROLS_BAD_MAX_AGE;
   }
@@ -143,18 +148,20 @@ static int named_by_connection(const char *conn, size_t clen, const char *name, 
 }
 
 int pc_policy_forward_request_header(const char *name, size_t n, const char *connection, size_t clen) {
-  static const char *const drop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
-                                     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
-                                     "expect", "accept-encoding", "cache-control"};
+  static const char *const drop[] = {"connection",          "keep-alive", "proxy-connection",
+                                     "proxy-authorization", "te",         "trailer",
+                                     "transfer-encoding",   "upgrade",    "host",
+                                     "content-length",      "expect",     "accept-encoding",
+                                     "cache-control"};
   if (in_list(name, n, drop, sizeof drop / sizeof *drop)) return 0;
   if (n >= 14 && !strncasecmp(name, "x-promptcache-", 14)) return 0;
   return !named_by_connection(connection, clen, name, n);
 }
 
 int pc_policy_pass_response_header(const char *name, size_t n) {
-  static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                                    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-                                    "content-length", "content-encoding"};
+  static const char *const hop[] = {
+      "connection", "keep-alive",        "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
+      "trailer",    "transfer-encoding", "upgrade",          "content-length",     "content-encoding"};
   return !in_list(name, n, hop, sizeof hop / sizeof *hop);
 }
 

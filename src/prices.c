@@ -63,7 +63,8 @@ int pc_prices_load(const char *path, struct pc_prices *p, char *err, size_t errl
     goto out;
   }
   for (size_t i = 0; i < models->len && !rc; i++, p->n++) rc = load_model(&models->kids[i], &p->v[i]);
-  if (rc) snprintf(err, errlen, "--prices file '%s': models[%zu] needs \"match\", \"input\" and \"output\"", path, p->n - 1);
+  if (rc)
+    snprintf(err, errlen, "--prices file '%s': models[%zu] needs \"match\", \"input\" and \"output\"", path, p->n - 1);
 out:
   if (rc) pc_prices_free(p);
   pc_json_free(doc);

@@ -44,7 +44,7 @@
 #include "utf8.h"
 #include "writer.h"
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 #define PC_MAX_NAMESPACE 1024 /* bytes; longer namespaces are refused (400), never cut */
 
 /* A client that reads slower than upstream sends would make its write queue
@@ -75,9 +75,12 @@ static struct pc_exchange *x_of(struct pc_sub *s) {
 /* stale-if-error: an upstream 5xx or 429 is replaced by the expired entry. */
 static void sub_head(struct pc_sub *s, int status, const char *headers, size_t len) {
   struct pc_exchange *x = x_of(s);
-  if (status == 429) x->resp.err_class = PC_ERRC_UPSTREAM_429;
-  else if (status >= 500) x->resp.err_class = PC_ERRC_UPSTREAM_5XX;
-  else if (status >= 400) x->resp.err_class = PC_ERRC_UPSTREAM_4XX;
+  if (status == 429)
+    x->resp.err_class = PC_ERRC_UPSTREAM_429;
+  else if (status >= 500)
+    x->resp.err_class = PC_ERRC_UPSTREAM_5XX;
+  else if (status >= 400)
+    x->resp.err_class = PC_ERRC_UPSTREAM_4XX;
   if (x->stale.block && (status >= 500 || status == 429)) {
     x->swallow = 1;
     return;
@@ -110,19 +113,29 @@ static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
   struct pc_exchange *x = x_of(s);
   x->resp.upstream_us = upstream_us;
   if (s->follower) x->resp.usage = s->usage;
-  if (rc == PC_EUPCONNECT) x->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
-  else if (rc == PC_EUPTIMEOUT) x->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
-  else if (rc == PC_EUPPROTO) x->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
+  if (rc == PC_EUPCONNECT)
+    x->resp.err_class = PC_ERRC_UPSTREAM_CONNECT;
+  else if (rc == PC_EUPTIMEOUT)
+    x->resp.err_class = PC_ERRC_UPSTREAM_TIMEOUT;
+  else if (rc == PC_EUPPROTO)
+    x->resp.err_class = PC_ERRC_UPSTREAM_PROTOCOL;
   x_set_state(x, PC_X_DONE);
-  if (x->swallow || (rc && rc != PC_ECANCELED && !x->resp.head_sent && x->stale.block)) serve_stale(x);
-  else if (!rc) pc_respond_end(x);
-  else if (x->resp.head_sent) pc_conn_abort(x->conn); /* cut: the client must see it cut */
+  if (x->swallow || (rc && rc != PC_ECANCELED && !x->resp.head_sent && x->stale.block))
+    serve_stale(x);
+  else if (!rc)
+    pc_respond_end(x);
+  else if (x->resp.head_sent)
+    pc_conn_abort(x->conn); /* cut: the client must see it cut */
   else if (rc == PC_EUPTIMEOUT)
     pc_respond_error(x, 504, "upstream_timeout", "upstream did not answer within --upstream-timeout");
-  else if (rc == PC_EUPCONNECT) pc_respond_error(x, 502, "upstream_unreachable", "could not connect to upstream");
-  else if (rc == PC_ECANCELED) pc_respond_error(x, 503, "shutting_down", "promptcache is shutting down");
-  else if (rc == PC_ENOMEM) pc_respond_error(x, 503, "overloaded", "out of memory for this response; retry later");
-  else pc_respond_error(x, 502, "upstream_error", "upstream sent an invalid or incomplete response");
+  else if (rc == PC_EUPCONNECT)
+    pc_respond_error(x, 502, "upstream_unreachable", "could not connect to upstream");
+  else if (rc == PC_ECANCELED)
+    pc_respond_error(x, 503, "shutting_down", "promptcache is shutting down");
+  else if (rc == PC_ENOMEM)
+    pc_respond_error(x, 503, "overloaded", "out of memory for this response; retry later");
+  else
+    pc_respond_error(x, 502, "upstream_error", "upstream sent an invalid or incomplete response");
 }
 
 static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
@@ -160,8 +173,8 @@ static unsigned mask_of(const char *const *names, const char *const *table, int 
 
 static void family_masks_init(void) {
   for (int f = 0; f < PC_FAMILY_N; f++) {
-    family_masks[f].cred = mask_of(pc_family_credential_headers((enum pc_family_id)f), cred_headers,
-                                   PC_H_KEY0 - PC_H_CRED0);
+    family_masks[f].cred =
+        mask_of(pc_family_credential_headers((enum pc_family_id)f), cred_headers, PC_H_KEY0 - PC_H_CRED0);
     family_masks[f].key = mask_of(pc_family_key_headers((enum pc_family_id)f), pc_key_headers, PC_KEY_N_ALL);
   }
 }
@@ -292,9 +305,14 @@ struct memo_in {
 static void memo_input(struct pc_exchange *x, const struct pc_route_match *m, struct memo_in *mi) {
   const struct pc_req *r = req_of(x);
   memset(mi->n, 0, sizeof mi->n);
-  mi->in = (struct pc_rawkey_in){.route = m->route, .method = r->method, .target = r->target.data,
-                                 .target_len = r->target.len, .values = mi->v, .lens = mi->n,
-                                 .n_values = identity_headers(&x->hdr, mi->v, mi->n), .body = r->body_at,
+  mi->in = (struct pc_rawkey_in){.route = m->route,
+                                 .method = r->method,
+                                 .target = r->target.data,
+                                 .target_len = r->target.len,
+                                 .values = mi->v,
+                                 .lens = mi->n,
+                                 .n_values = identity_headers(&x->hdr, mi->v, mi->n),
+                                 .body = r->body_at,
                                  .body_len = r->body_len};
 }
 
@@ -362,8 +380,7 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct
     pc_cache_release(fw->cache);
     return 0;
   }
-  if (remember)
-    memo_put(fw, &remember->in, key, ex->material, ex->mlen, model, e.created_ms, n);
+  if (remember) memo_put(fw, &remember->in, key, ex->material, ex->mlen, model, e.created_ms, n);
   int64_t now = pc_now_ms();
   int64_t age = now > e.created_ms ? (now - e.created_ms) / 1000 : 0;
   if (!pc_policy_fresh(fw->cfg->mode, ct, e.created_ms, e.expires_ms, now)) {
@@ -381,14 +398,18 @@ static int try_hit(struct pc_exchange *x, const struct pc_key *key, const struct
     struct pc_held h = {0};
     int rc = hold_copy(p, n, &h);
     pc_cache_release(fw->cache);
-    if (rc) pc_respond_error(x, 500, "internal_error", pc_strerror(rc));
-    else pc_respond_hit(x, h.block, &h.e, age, 1);
+    if (rc)
+      pc_respond_error(x, 500, "internal_error", pc_strerror(rc));
+    else
+      pc_respond_hit(x, h.block, &h.e, age, 1);
     return 1;
   }
   int rc = pc_respond_hit_borrowed(x, &e, age);
   pc_cache_release(fw->cache); /* before finishing: the next pipelined request may look up */
-  if (rc) pc_conn_abort(x->conn);
-  else pc_conn_finish(x->conn);
+  if (rc)
+    pc_conn_abort(x->conn);
+  else
+    pc_conn_finish(x->conn);
   return 1;
 }
 
@@ -478,8 +499,8 @@ static int canon_body(struct pc_exchange *x, const struct pc_config *cfg, int an
   size_t ctlen = 0;
   const char *ct = any_body ? pc_req_header(r, "content-type", &ctlen) : NULL;
   if (!any_body || (r->body_len && !(ct && non_json(ct, ctlen)))) {
-    int rc = pc_canon_json(body, r->body_len, (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon,
-                           info);
+    int rc =
+        pc_canon_json(body, r->body_len, (const char *const *)cfg->ignore_fields.v, cfg->ignore_fields.n, canon, info);
     if (!rc || !any_body || rc == PC_ENOMEM || rc == PC_ETOOBIG) return rc;
     pc_buf_reset(canon); /* not JSON: keyed by its bytes */
   }
@@ -531,9 +552,16 @@ static int key_request(struct pc_exchange *x, const struct pc_route_match *m, st
   const char *ns = x->hdr.v[PC_H_NAMESPACE];
   if (!rc) {
     char fp[PC_FP_LEN * 2 + 1] = "";
-    struct pc_key_input in = {.route = m->route, .method = r->method, .path = m->path, .path_len = m->path_len,
-                              .query = m->query, .ns = ns ? ns : "", .cred_fp_hex = fp, .body = canon->data,
-                              .body_len = canon->len, .family = m->api->family};
+    struct pc_key_input in = {.route = m->route,
+                              .method = r->method,
+                              .path = m->path,
+                              .path_len = m->path_len,
+                              .query = m->query,
+                              .ns = ns ? ns : "",
+                              .cred_fp_hex = fp,
+                              .body = canon->data,
+                              .body_len = canon->len,
+                              .family = m->api->family};
     if (cfg->key_scope == PC_SCOPE_CREDENTIAL) credential_fp(x, m, fp);
     for (int i = 0; i < PC_KEY_N_ALL; i++) in.headers[i] = keyed & (1u << i) ? x->hdr.v[PC_H_KEY0 + i] : NULL;
     rc = pc_key_material(&in, material);
@@ -570,12 +598,15 @@ static void replay_miss(struct pc_exchange *x, const struct pc_route_match *m, c
   if (!cacheable) memset(&near, 0, sizeof near);
   const char *why = cacheable ? "no recorded response for this request (replay mode never contacts upstream)"
                               : "this request is not cacheable and replay mode never contacts upstream";
-  if (!rc) rc = pc_buf_puts(&body, "{\"error\":{\"type\":\"promptcache_replay_miss\",\"code\":\"replay_miss\",\"message\":");
+  if (!rc)
+    rc = pc_buf_puts(&body, "{\"error\":{\"type\":\"promptcache_replay_miss\",\"code\":\"replay_miss\",\"message\":");
   if (!rc) rc = pc_nearest_text(&near, &text);
   if (!rc) rc = pc_buf_printf(&msg, "%s; %s", why, text.data ? text.data : "");
   if (!rc) rc = pc_json_write_string(&body, msg.data, msg.len);
-  if (!rc && cacheable) rc = pc_buf_printf(&body, ",\"key\":\"%s\",\"nearest\":", x->resp.key);
-  else if (!rc) rc = pc_buf_puts(&body, ",\"key\":null,\"nearest\":");
+  if (!rc && cacheable)
+    rc = pc_buf_printf(&body, ",\"key\":\"%s\",\"nearest\":", x->resp.key);
+  else if (!rc)
+    rc = pc_buf_puts(&body, ",\"key\":null,\"nearest\":");
   if (!rc) rc = pc_nearest_json(&near, &body);
   if (!rc) rc = pc_buf_puts(&body, "}}\n");
   pc_log_warn("replay miss %s %.*s key=%s: %s", r->method, (int)strcspn(r->target.data, "?"), r->target.data,
@@ -583,8 +614,10 @@ static void replay_miss(struct pc_exchange *x, const struct pc_route_match *m, c
   x->resp.replay_miss = 1;
   x->resp.extra_headers = "x-should-retry: false\r\n";
   x_set_state(x, PC_X_DONE);
-  if (rc) pc_respond_error(x, 424, "replay_miss", "replay miss (explanation failed)");
-  else pc_respond_content(x, 424, "application/json", body.data, body.len);
+  if (rc)
+    pc_respond_error(x, 424, "replay_miss", "replay miss (explanation failed)");
+  else
+    pc_respond_content(x, 424, "application/json", body.data, body.len);
   pc_nearest_free(&near);
   pc_buf_free(&body);
   pc_buf_free(&text);
@@ -714,7 +747,8 @@ static int serve_shared(struct pc_exchange *x, struct pc_wait *w, const char *va
   }
   int64_t now = pc_now_ms();
   if (!pc_policy_fresh(fw->cfg->mode, &w->ct, e.created_ms, e.expires_ms, now)) {
-    if (x->stale.block) free(block);
+    if (x->stale.block)
+      free(block);
     else {
       x->stale = (struct pc_held){.block = block, .e = e};
       x->stale_shared = 1;
@@ -807,8 +841,7 @@ static void purge_fleet(struct pc_exchange *x, struct pc_admin_resp *o) {
 
 static void admin(struct pc_exchange *x) {
   const struct pc_req *r = req_of(x);
-  struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body_at,
-                            .body_len = r->body_len};
+  struct pc_admin_req rq = {.method = r->method, .target = r->target.data, .body = r->body_at, .body_len = r->body_len};
   rq.authorization = pc_req_header(r, "authorization", &rq.auth_len); /* admin: not indexed yet */
   if (x->flow->shared) rq.shared = pc_shared_up(x->flow->shared) ? PC_ADMIN_SHARED_UP : PC_ADMIN_SHARED_DOWN;
   struct pc_admin_resp o;
@@ -819,8 +852,10 @@ static void admin(struct pc_exchange *x) {
   }
   x->resp.extra_headers = o.extra_headers;
   x_set_state(x, PC_X_DONE);
-  if (o.code) pc_respond_error(x, o.status, o.code, o.msg);
-  else pc_respond_content(x, o.status, o.ctype, o.body, o.len);
+  if (o.code)
+    pc_respond_error(x, o.status, o.code, o.msg);
+  else
+    pc_respond_content(x, o.status, o.ctype, o.body, o.len);
   pc_admin_resp_free(&o);
 }
 
@@ -894,8 +929,7 @@ static void handle(struct pc_exchange *x) {
     }
     fr.sequence = fr.any_status = cfg->mode == PC_MODE_RECORD;
     /* not served: a small request is remembered anyway (its next repeat skips the canonicalization) */
-    if (remember)
-      memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
+    if (remember) memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
     take_material(fw, &fr);
     if (!lookup_shared(x, &m, &fr, &ct, &d, stream)) handle_miss(x, &m, &fr, &ct, &d, stream);
     return;
@@ -970,9 +1004,15 @@ static enum pc_outcome outcome_of(const struct pc_resp *r) {
 static void record(struct pc_exchange *x) {
   const struct pc_req *r = req_of(x);
   int64_t total_us = (int64_t)((uv_hrtime() - r->start_ns) / 1000);
-  struct pc_stats_req s = {.outcome = outcome_of(&x->resp), .route = x->resp.route, .model = x->resp.model,
-                           .status = x->resp.status, .upstream_us = x->resp.upstream_us, .total_us = total_us,
-                           .bytes = x->resp.bytes, .usage = x->resp.usage, .err_class = x->resp.err_class,
+  struct pc_stats_req s = {.outcome = outcome_of(&x->resp),
+                           .route = x->resp.route,
+                           .model = x->resp.model,
+                           .status = x->resp.status,
+                           .upstream_us = x->resp.upstream_us,
+                           .total_us = total_us,
+                           .bytes = x->resp.bytes,
+                           .usage = x->resp.usage,
+                           .err_class = x->resp.err_class,
                            .shared = x->resp.shared};
   if (s.err_class < 0 && x->resp.status >= 400 && x->resp.status < 500 && x->resp.upstream_us < 0)
     s.err_class = PC_ERRC_CLIENT;
@@ -1045,8 +1085,12 @@ static int flow_start(void *ctx, struct pc_worker *w, void **out) {
   if (!rc) rc = pc_upstream_create(fw->loop, cfg, &fw->up);
   if (!rc) rc = pc_wport_open(pctx->writer, fw->loop, &fw->port);
   if (!rc) {
-    struct pc_fleet_opts fo = {.cfg = cfg, .cache = pctx->cache, .writer = pctx->writer, .port = pc_worker_port(w, 0),
-                               .slot = pc_worker_index(w), .primary = pc_worker_index(w) == 0};
+    struct pc_fleet_opts fo = {.cfg = cfg,
+                               .cache = pctx->cache,
+                               .writer = pctx->writer,
+                               .port = pc_worker_port(w, 0),
+                               .slot = pc_worker_index(w),
+                               .primary = pc_worker_index(w) == 0};
     rc = pc_fleet_open(fw->loop, &fo, &fw->fleet);
     fw->shared = pc_fleet_shared(fw->fleet);
   }

@@ -15,7 +15,6 @@
 #include "json.h"
 #include "utf8.h"
 
-
 /* A JSON string of `n` bytes; invalid UTF-8 sequences become U+FFFD (used
  * only for response header values, which are not part of the key). */
 int pc_rec_put_string_lossy(pc_buf *out, const char *s, size_t n) {
@@ -65,8 +64,10 @@ int pc_rec_base64_decode(const char *s, size_t n, pc_buf *out) {
     for (int j = 0; j < 4; j++) {
       unsigned char c = (unsigned char)s[i + (size_t)j];
       v[j] = c == '=' && i + 4 == n && j >= 2 ? 0 : b64_val(c);
-      if (c == '=' && v[j] == 0) pad++;
-      else if (pad) return PC_EINVAL; /* data after padding */
+      if (c == '=' && v[j] == 0)
+        pad++;
+      else if (pad)
+        return PC_EINVAL; /* data after padding */
       if (v[j] < 0) return PC_EINVAL;
     }
     uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
@@ -90,8 +91,8 @@ void pc_rec_format_time(int64_t ms, char out[PC_REC_TIME_LEN]) {
     snprintf(out, PC_REC_TIME_LEN, "1970-01-01T00:00:00.000Z");
     return;
   }
-  snprintf(out, PC_REC_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
+  snprintf(out, PC_REC_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
 }
 
 /* Exactly `n` digits at *s (advanced); -1 when they are not there. */
@@ -212,4 +213,3 @@ int pc_rec_fields_from_material(const struct pc_slice *m, struct pc_rec_fields *
   if (!rc) r->seq = pc_key_material_seq_of(m->p, m->n);
   return rc == PC_EINVAL || rc == PC_ENOTFOUND ? PC_ECORRUPT : rc;
 }
-

@@ -22,36 +22,66 @@ static int is_head(const struct pc_exchange *x) { return !strcmp(req_of(x)->meth
 
 const char *pc_respond_reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 413: return "Content Too Large";
-  case 415: return "Unsupported Media Type";
-  case 422: return "Unprocessable Content";
-  case 424: return "Failed Dependency";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 529: return "Site Overloaded";
-  default: return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Status";
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 206:
+    return "Partial Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 304:
+    return "Not Modified";
+  case 307:
+    return "Temporary Redirect";
+  case 308:
+    return "Permanent Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 413:
+    return "Content Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 422:
+    return "Unprocessable Content";
+  case 424:
+    return "Failed Dependency";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  case 529:
+    return "Site Overloaded";
+  default:
+    return status >= 500 ? "Server Error" : status >= 400 ? "Client Error" : "Status";
   }
 }
 
@@ -94,8 +124,10 @@ static int head_start(pc_buf *b, struct pc_exchange *x, int status, const char *
     if (!rc) rc = pc_buf_puts(b, "\r\n");
   }
   if (!rc && x->resp.extra_headers) rc = pc_buf_puts(b, x->resp.extra_headers);
-  if (!rc && pc_conn_will_close(x->conn)) rc = pc_buf_puts(b, "Connection: close\r\n");
-  else if (!rc && req_of(x)->http_minor == 0) rc = pc_buf_puts(b, "Connection: keep-alive\r\n");
+  if (!rc && pc_conn_will_close(x->conn))
+    rc = pc_buf_puts(b, "Connection: close\r\n");
+  else if (!rc && req_of(x)->http_minor == 0)
+    rc = pc_buf_puts(b, "Connection: keep-alive\r\n");
   return rc;
 }
 
@@ -120,7 +152,8 @@ static void send_fixed(struct pc_exchange *x, int status, const char *ctype, con
   pc_buf_init(&b, 64 * 1024 + blen);
   x->resp.status = status;
   int rc = head_start(&b, x, status, NULL, 0);
-  if (!rc) rc = pc_buf_printf(&b, "Date: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", http_date(), ctype, blen);
+  if (!rc)
+    rc = pc_buf_printf(&b, "Date: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", http_date(), ctype, blen);
   if (!rc && !is_head(x)) {
     rc = pc_buf_append(&b, body, blen);
     x->resp.bytes = blen;
@@ -213,7 +246,8 @@ static int hit_head(struct pc_exchange *x, const struct pc_entry *e, int64_t age
   if (!rc) rc = pc_buf_puts(b, http_date());
   if (!rc) rc = pc_buf_puts(b, "\r\nAge: ");
   if (!rc) rc = pc_buf_put_u64(b, (unsigned long long)(age_s > 0 ? age_s : 0));
-  if (!rc && chunked) rc = pc_buf_puts(b, "\r\nTransfer-Encoding: chunked\r\n\r\n");
+  if (!rc && chunked)
+    rc = pc_buf_puts(b, "\r\nTransfer-Encoding: chunked\r\n\r\n");
   else if (!rc) {
     rc = pc_buf_puts(b, "\r\nContent-Length: ");
     if (!rc) rc = pc_buf_put_u64(b, e->body.n);

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 static int word_char(unsigned char c) { return isalnum(c) || c == '_' || c == '-'; }
 static int upper_digit(unsigned char c) { return isupper(c) || isdigit(c); }
 static int token68(unsigned char c) { return isalnum(c) || strchr("-._~+/=", c) != NULL; }
@@ -71,9 +70,12 @@ int pc_secrets_ptr_push(pc_buf *ptr, const char *tok, size_t n) {
   int rc = pc_buf_putc(ptr, '/');
   for (size_t i = 0; i < n && !rc; i++) {
     /* tok is a parsed member name of n bytes (the analyzer loses it in the JSON arena) */
-    if (tok[i] == '~') rc = pc_buf_puts(ptr, "~0"); // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
-    else if (tok[i] == '/') rc = pc_buf_puts(ptr, "~1");
-    else rc = pc_buf_putc(ptr, tok[i]);
+    if (tok[i] == '~')
+      rc = pc_buf_puts(ptr, "~0"); // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
+    else if (tok[i] == '/')
+      rc = pc_buf_puts(ptr, "~1");
+    else
+      rc = pc_buf_putc(ptr, tok[i]);
   }
   return rc;
 }
@@ -116,4 +118,3 @@ int pc_secrets_scan_bytes(const char *s, size_t n, const char *at, struct pc_sec
   snprintf(h->pointer, sizeof h->pointer, "%s", at);
   return 1;
 }
-

@@ -50,8 +50,10 @@ static int open_shared(struct serve *s) {
   const struct pc_config *cfg = s->cfg;
   int rc = pc_cache_open(cfg->db, cfg->max_size, cfg->sync_batch ? PC_SYNC_BATCH : PC_SYNC_PERIODIC, &s->cache);
   if (rc == PC_ECORRUPT)
-    fprintf(stderr, "promptcache: cannot open database '%s': it is corrupt or truncated (restore it, or move it away "
-                    "and start empty)\n", cfg->db);
+    fprintf(stderr,
+            "promptcache: cannot open database '%s': it is corrupt or truncated (restore it, or move it away "
+            "and start empty)\n",
+            cfg->db);
   else if (rc)
     fprintf(stderr, "promptcache: cannot open database '%s': %s\n", cfg->db, pc_strerror(rc));
   if (rc) {
@@ -109,8 +111,8 @@ int pc_serve(const struct pc_config *cfg) {
     pc_log_warn("listening on a non-loopback address without --admin-token: only /_promptcache/health is served");
   int rc = open_shared(&s);
   if (!rc) {
-    s.pctx = (struct pc_proxy_ctx){.cfg = cfg, .cache = s.cache, .writer = s.writer,
-                                   .memo_budget = cfg->memo_size / (size_t)cfg->workers};
+    s.pctx = (struct pc_proxy_ctx){
+        .cfg = cfg, .cache = s.cache, .writer = s.writer, .memo_budget = cfg->memo_size / (size_t)cfg->workers};
     struct pc_app app;
     pc_proxy_app(&s.pctx, &app);
     app.tick = tick;

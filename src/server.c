@@ -50,9 +50,7 @@ struct pc_server {
   atomic_int abort_flights;
 };
 
-int pc_worker_port(const struct pc_worker *w, size_t i) {
-  return i < w->srv->cfg->n_listen ? w->srv->ports[i] : 0;
-}
+int pc_worker_port(const struct pc_worker *w, size_t i) { return i < w->srv->cfg->n_listen ? w->srv->ports[i] : 0; }
 
 uv_loop_t *pc_worker_loop(struct pc_worker *w) { return w->loop; }
 int pc_worker_index(const struct pc_worker *w) { return w->index; }
@@ -92,8 +90,9 @@ static int bound_port(int fd) {
   socklen_t len = sizeof got;
   if (getsockname(fd, (struct sockaddr *)&got, &len)) return -1;
   /* getsockname filled `got` (the analyzer does not model it) */
-  return ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port // NOLINT(clang-analyzer-core.CallAndMessage)
-                                         : ((struct sockaddr_in *)&got)->sin_port);
+  return ntohs(got.ss_family == AF_INET6
+                   ? ((struct sockaddr_in6 *)&got)->sin6_port // NOLINT(clang-analyzer-core.CallAndMessage)
+                   : ((struct sockaddr_in *)&got)->sin_port);
 }
 
 static int bind_one(struct pc_worker *w, size_t i) {
@@ -122,8 +121,10 @@ static int bind_one(struct pc_worker *w, size_t i) {
   if (w->index) return 0;
   srv->ports[i] = bound_port(fd);
   /* Scripts and tests wait for this exact line, so it is plain text in either log format. */
-  if (strchr(l->host, ':')) fprintf(stderr, "promptcache: listening on [%s]:%d\n", l->host, srv->ports[i]);
-  else fprintf(stderr, "promptcache: listening on %s:%d\n", l->host, srv->ports[i]);
+  if (strchr(l->host, ':'))
+    fprintf(stderr, "promptcache: listening on [%s]:%d\n", l->host, srv->ports[i]);
+  else
+    fprintf(stderr, "promptcache: listening on %s:%d\n", l->host, srv->ports[i]);
   return 0;
 }
 

@@ -28,14 +28,17 @@
 #define N_BUCKETS 20
 #define MAX_ROWS 512
 
-static const double bucket_le[N_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                            0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                            5,      10,      30,     60,    120,   300};
+static const double bucket_le[N_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                            0.25,   0.5,     1,      2.5,   5,      10,    30,   60,    120,  300};
 
-static const char *const outcome_names[PC_OUT_N] = {"hit",    "miss",  "coalesced",   "bypass",
+static const char *const outcome_names[PC_OUT_N] = {"hit",     "miss",  "coalesced",   "bypass",
                                                     "refresh", "stale", "replay_miss", "admin"};
-static const char *const err_names[PC_ERRC_N] = {"upstream_connect", "upstream_timeout", "upstream_protocol",
-                                                 "upstream_5xx",     "upstream_429",     "upstream_4xx",
+static const char *const err_names[PC_ERRC_N] = {"upstream_connect",
+                                                 "upstream_timeout",
+                                                 "upstream_protocol",
+                                                 "upstream_5xx",
+                                                 "upstream_429",
+                                                 "upstream_4xx",
                                                  "client"};
 
 typedef _Atomic uint64_t counter;
@@ -75,7 +78,7 @@ static struct {
   int shared_used[MAX_SLOTS], shared_up[MAX_SLOTS];
   char *fleet;
   size_t fleet_len;
-  _Atomic int64_t inflight[2]; /* gauges: upstream exchanges in flight, requests waiting on them */
+  _Atomic int64_t inflight[2];              /* gauges: upstream exchanges in flight, requests waiting on them */
   _Atomic int64_t memo_entries, memo_bytes; /* gauges: the raw-request memo of every loop */
   struct hist up, hit;
   struct row rows[MAX_ROWS];
@@ -276,7 +279,8 @@ static void current_totals(struct totals *t) {
 
 static int totals_json(const struct totals *t, pc_buf *b) {
   int rc = pc_buf_puts(b, "{");
-  for (int i = 0; i < PC_OUT_N && !rc; i++) rc = pc_buf_printf(b, "\"%s\":%llu,", outcome_names[i], (unsigned long long)t->out[i]);
+  for (int i = 0; i < PC_OUT_N && !rc; i++)
+    rc = pc_buf_printf(b, "\"%s\":%llu,", outcome_names[i], (unsigned long long)t->out[i]);
   for (int i = 0; i < PC_ERRC_N && !rc; i++)
     rc = pc_buf_printf(b, "\"err_%s\":%llu,", err_names[i], (unsigned long long)t->err[i]);
   if (!rc)
@@ -296,7 +300,8 @@ int pc_stats_load_lifetime(struct pc_cache *c) {
   struct pc_json_doc *doc = NULL;
   pc_buf_init(&b, 1 << 20);
   int rc = pc_cache_meta_get(c, "totals", &b);
-  if (rc == PC_ENOTFOUND) rc = 0;
+  if (rc == PC_ENOTFOUND)
+    rc = 0;
   else if (!rc && !pc_json_parse(b.data, b.len, &doc, NULL)) {
     const struct pc_json *r = pc_json_root(doc);
     char name[64];
@@ -367,14 +372,17 @@ static double hist_pct(const struct hist *h, double q) {
 }
 
 static int hist_json(pc_buf *b, const char *name, const struct hist *h) {
-  int rc = pc_buf_printf(b, "\"%s\":{\"count\":%llu,\"sum_ms\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"buckets\":[",
-                         name, (unsigned long long)GET(h->count), (double)GET(h->sum_us) / 1000.0, hist_pct(h, 0.5),
-                         hist_pct(h, 0.9), hist_pct(h, 0.99));
+  int rc =
+      pc_buf_printf(b, "\"%s\":{\"count\":%llu,\"sum_ms\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"buckets\":[",
+                    name, (unsigned long long)GET(h->count), (double)GET(h->sum_us) / 1000.0, hist_pct(h, 0.5),
+                    hist_pct(h, 0.9), hist_pct(h, 0.99));
   uint64_t cum = 0;
   for (int i = 0; i <= N_BUCKETS && !rc; i++) {
     cum += GET(h->b[i]);
-    if (i < N_BUCKETS) rc = pc_buf_printf(b, "%s[%g,%llu]", i ? "," : "", bucket_le[i], (unsigned long long)cum);
-    else rc = pc_buf_printf(b, ",[\"+Inf\",%llu]", (unsigned long long)cum);
+    if (i < N_BUCKETS)
+      rc = pc_buf_printf(b, "%s[%g,%llu]", i ? "," : "", bucket_le[i], (unsigned long long)cum);
+    else
+      rc = pc_buf_printf(b, ",[\"+Inf\",%llu]", (unsigned long long)cum);
   }
   return rc ? rc : pc_buf_puts(b, "]}");
 }
@@ -387,13 +395,16 @@ static int row_json(pc_buf *b, const struct row *r) {
   if (!rc) rc = pc_buf_puts(b, ",\"model\":");
   if (!rc) rc = pc_json_write_string(b, r->model, strlen(r->model));
   if (!rc) rc = pc_buf_printf(b, ",\"requests\":%llu", (unsigned long long)req);
-  for (int i = 0; i < PC_OUT_N - 1 && !rc; i++) rc = pc_buf_printf(b, ",\"%s\":%llu", outcome_names[i], (unsigned long long)o[i]);
+  for (int i = 0; i < PC_OUT_N - 1 && !rc; i++)
+    rc = pc_buf_printf(b, ",\"%s\":%llu", outcome_names[i], (unsigned long long)o[i]);
   if (!rc)
     rc = pc_buf_printf(b, ",\"hit_ratio\":%.4f,\"tokens_saved\":{\"input\":%llu,\"output\":%llu,\"cached_input\":%llu}",
                        hit_ratio_of(o), (unsigned long long)GET(r->tok_in), (unsigned long long)GET(r->tok_out),
                        (unsigned long long)GET(r->tok_cached));
-  if (!rc && S.have_prices) rc = pc_buf_printf(b, ",\"money_saved\":%.6f}", row_money(r));
-  else if (!rc) rc = pc_buf_puts(b, ",\"money_saved\":null}");
+  if (!rc && S.have_prices)
+    rc = pc_buf_printf(b, ",\"money_saved\":%.6f}", row_money(r));
+  else if (!rc)
+    rc = pc_buf_puts(b, ",\"money_saved\":null}");
   return rc;
 }
 
@@ -413,7 +424,8 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
   for (int i = 0; i < PC_ERRC_N; i++) errs += GET(S.err[i]);
   uint64_t hs = GET(S.hit_shared);
   int rc = pc_buf_printf(b, "\"totals\":{\"requests\":%llu", (unsigned long long)req);
-  for (int i = 0; i < PC_OUT_N && !rc; i++) rc = pc_buf_printf(b, ",\"%s\":%llu", outcome_names[i], (unsigned long long)o[i]);
+  for (int i = 0; i < PC_OUT_N && !rc; i++)
+    rc = pc_buf_printf(b, ",\"%s\":%llu", outcome_names[i], (unsigned long long)o[i]);
   if (!rc)
     rc = pc_buf_printf(b, ",\"hits_local\":%llu,\"hits_shared\":%llu,\"fleet_coalesced\":%llu",
                        (unsigned long long)(o[PC_OUT_HIT] > hs ? o[PC_OUT_HIT] - hs : 0), (unsigned long long)hs,
@@ -425,8 +437,10 @@ static int totals_block(pc_buf *b, size_t entries, size_t bytes) {
                        (unsigned long long)errs, hit_ratio_of(o), (unsigned long long)GET(S.bytes_from_cache),
                        (unsigned long long)GET(S.tok_in), (unsigned long long)GET(S.tok_out),
                        (unsigned long long)GET(S.tok_cached), (unsigned long long)(GET(S.tok_in) + GET(S.tok_out)));
-  if (!rc && S.have_prices) rc = pc_buf_printf(b, ",\"money_saved\":%.6f", run_money());
-  else if (!rc) rc = pc_buf_puts(b, ",\"money_saved\":null");
+  if (!rc && S.have_prices)
+    rc = pc_buf_printf(b, ",\"money_saved\":%.6f", run_money());
+  else if (!rc)
+    rc = pc_buf_puts(b, ",\"money_saved\":null");
   if (!rc) rc = pc_buf_puts(b, "},\"errors\":{");
   for (int i = 0; i < PC_ERRC_N && !rc; i++)
     rc = pc_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", err_names[i], (unsigned long long)GET(S.err[i]));
@@ -468,16 +482,16 @@ static int shared_json(pc_buf *b) {
     rc = pc_buf_printf(
         b,
         "},\"hits\":%llu,\"misses\":%llu,\"errors\":%llu,\"timeouts\":%llu,\"corrupt\":%llu,\"too_big\":%llu,"
-        "\"busy\":%llu,\"reconnects\":%llu,\"commands\":%llu,\"command_errors\":%llu,\"moved\":%llu,\"ask\":%llu,\"leases_won\":%llu,"
+        "\"busy\":%llu,\"reconnects\":%llu,\"commands\":%llu,\"command_errors\":%llu,\"moved\":%llu,\"ask\":%llu,"
+        "\"leases_won\":%llu,"
         "\"leases_held\":%llu,\"takeovers\":%llu,\"follows_cut\":%llu,\"purges_applied\":%llu,"
         "\"purge_resets\":%llu,\"latency_ms\":{\"count\":%llu,\"sum_ms\":%.3f,\"p50\":%.3f,\"p99\":%.3f}}",
         (unsigned long long)t.hits, (unsigned long long)t.misses, (unsigned long long)t.errors,
         (unsigned long long)t.timeouts, (unsigned long long)GET(S.shared_corrupt), (unsigned long long)t.too_big,
         (unsigned long long)t.busy, (unsigned long long)t.redis.reconnects, (unsigned long long)t.redis.commands,
-        (unsigned long long)t.redis.errors,
-        (unsigned long long)t.redis.moved, (unsigned long long)t.redis.ask, (unsigned long long)t.leases_won,
-        (unsigned long long)t.leases_held, (unsigned long long)t.takeovers, (unsigned long long)t.follows_cut,
-        (unsigned long long)t.purges_applied, (unsigned long long)t.purge_resets,
+        (unsigned long long)t.redis.errors, (unsigned long long)t.redis.moved, (unsigned long long)t.redis.ask,
+        (unsigned long long)t.leases_won, (unsigned long long)t.leases_held, (unsigned long long)t.takeovers,
+        (unsigned long long)t.follows_cut, (unsigned long long)t.purges_applied, (unsigned long long)t.purge_resets,
         (unsigned long long)t.redis.latency_count, (double)t.redis.latency_us_sum / 1000.0, redis_pct(&t.redis, 0.5),
         redis_pct(&t.redis, 0.99));
   if (!rc) rc = pc_buf_puts(b, ",\"fleet\":");
@@ -519,9 +533,12 @@ int pc_stats_json(struct pc_cache *c, pc_buf *out) {
 static int prom_label(pc_buf *b, const char *v) {
   int rc = pc_buf_putc(b, '"');
   for (; *v && !rc; v++) {
-    if (*v == '\\' || *v == '"') rc = pc_buf_printf(b, "\\%c", *v);
-    else if (*v == '\n') rc = pc_buf_puts(b, "\\n");
-    else rc = pc_buf_putc(b, *v);
+    if (*v == '\\' || *v == '"')
+      rc = pc_buf_printf(b, "\\%c", *v);
+    else if (*v == '\n')
+      rc = pc_buf_puts(b, "\\n");
+    else
+      rc = pc_buf_putc(b, *v);
   }
   return rc ? rc : pc_buf_putc(b, '"');
 }
@@ -535,8 +552,8 @@ static int prom_hist(pc_buf *b, const char *name, const char *help, const struct
   }
   cum += GET(h->b[N_BUCKETS]);
   if (!rc)
-    rc = pc_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)cum, name,
-                       (double)GET(h->sum_us) / 1e6, name, (unsigned long long)GET(h->count));
+    rc = pc_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, (unsigned long long)cum,
+                       name, (double)GET(h->sum_us) / 1e6, name, (unsigned long long)GET(h->count));
   return rc;
 }
 
@@ -550,7 +567,8 @@ static int prom_rows(pc_buf *b) {
       if (!rc) rc = prom_label(b, S.rows[i].route[0] ? S.rows[i].route : "/");
       if (!rc) rc = pc_buf_puts(b, ",model=");
       if (!rc) rc = prom_label(b, S.rows[i].model);
-      if (!rc) rc = pc_buf_printf(b, ",outcome=\"%s\"} %llu\n", outcome_names[o], (unsigned long long)GET(S.rows[i].out[o]));
+      if (!rc)
+        rc = pc_buf_printf(b, ",outcome=\"%s\"} %llu\n", outcome_names[o], (unsigned long long)GET(S.rows[i].out[o]));
     }
   if (!rc)
     rc = pc_buf_puts(b, "# HELP promptcache_tokens_saved_total Tokens not paid for again thanks to the cache.\n"
@@ -597,10 +615,12 @@ static int prom_shared(pc_buf *b) {
   struct pc_shared_counters t;
   int up;
   if (rc || !shared_sum(&t, &up)) return rc;
-  rc = pc_buf_printf(b, "# HELP promptcache_redis_up Whether every Redis master is connected.\n"
-                        "# TYPE promptcache_redis_up gauge\npromptcache_redis_up %d\n"
-                        "# HELP promptcache_redis_ops_total Shared-tier operations started, by kind.\n"
-                        "# TYPE promptcache_redis_ops_total counter\n", up);
+  rc = pc_buf_printf(b,
+                     "# HELP promptcache_redis_up Whether every Redis master is connected.\n"
+                     "# TYPE promptcache_redis_up gauge\npromptcache_redis_up %d\n"
+                     "# HELP promptcache_redis_ops_total Shared-tier operations started, by kind.\n"
+                     "# TYPE promptcache_redis_ops_total counter\n",
+                     up);
   for (int k = 0; k < PC_SHARED_OPS && !rc; k++)
     rc = pc_buf_printf(b, "promptcache_redis_ops_total{op=\"%s\"} %llu\n", pc_shared_op_names[k],
                        (unsigned long long)t.ops[k]);
@@ -622,9 +642,9 @@ static int prom_shared(pc_buf *b) {
         "# TYPE promptcache_fleet_takeovers_total counter\npromptcache_fleet_takeovers_total %llu\n"
         "# HELP promptcache_redis_latency_seconds Redis command round trips.\n"
         "# TYPE promptcache_redis_latency_seconds histogram\n",
-        (unsigned long long)t.errors, (unsigned long long)t.redis.timeouts,
-        (unsigned long long)t.redis.reconnects, (unsigned long long)GET(S.shared_corrupt), (unsigned long long)t.hits,
-        (unsigned long long)t.misses, (unsigned long long)t.takeovers);
+        (unsigned long long)t.errors, (unsigned long long)t.redis.timeouts, (unsigned long long)t.redis.reconnects,
+        (unsigned long long)GET(S.shared_corrupt), (unsigned long long)t.hits, (unsigned long long)t.misses,
+        (unsigned long long)t.takeovers);
   uint64_t cum = 0;
   for (int i = 0; i < PC_REDIS_LATENCY_BUCKETS - 1 && !rc; i++) {
     cum += t.redis.latency_us_buckets[i];
@@ -647,35 +667,39 @@ int pc_stats_prometheus(struct pc_cache *c, pc_buf *b) {
   int rc = pc_buf_puts(b, "# HELP promptcache_requests_total Requests by cache outcome.\n"
                           "# TYPE promptcache_requests_total counter\n");
   for (int i = 0; i < PC_OUT_N && !rc; i++)
-    rc = pc_buf_printf(b, "promptcache_requests_total{outcome=\"%s\"} %llu\n", outcome_names[i], (unsigned long long)GET(S.out[i]));
-  if (!rc) rc = pc_buf_puts(b, "# HELP promptcache_errors_total Errors by class.\n# TYPE promptcache_errors_total counter\n");
-  for (int i = 0; i < PC_ERRC_N && !rc; i++)
-    rc = pc_buf_printf(b, "promptcache_errors_total{class=\"%s\"} %llu\n", err_names[i], (unsigned long long)GET(S.err[i]));
+    rc = pc_buf_printf(b, "promptcache_requests_total{outcome=\"%s\"} %llu\n", outcome_names[i],
+                       (unsigned long long)GET(S.out[i]));
   if (!rc)
-    rc = pc_buf_printf(b,
-                       "# HELP promptcache_cache_bytes_served_total Response body bytes served from the cache.\n"
-                       "# TYPE promptcache_cache_bytes_served_total counter\npromptcache_cache_bytes_served_total %llu\n"
-                       "# HELP promptcache_cache_entries Entries stored.\n# TYPE promptcache_cache_entries gauge\n"
-                       "promptcache_cache_entries %zu\n"
-                       "# HELP promptcache_cache_size_bytes LMDB bytes in use.\n# TYPE promptcache_cache_size_bytes gauge\n"
-                       "promptcache_cache_size_bytes %zu\n"
-                       "# HELP promptcache_cache_max_bytes The --max-size bound.\n# TYPE promptcache_cache_max_bytes gauge\n"
-                       "promptcache_cache_max_bytes %zu\n"
-                       "# HELP promptcache_evictions_total Entries evicted to stay within --max-size.\n"
-                       "# TYPE promptcache_evictions_total counter\npromptcache_evictions_total %llu\n"
-                       "# HELP promptcache_store_failures_total Complete answers that could not be stored.\n"
-                       "# TYPE promptcache_store_failures_total counter\npromptcache_store_failures_total %llu\n"
-                       "# HELP promptcache_memo_bytes Bytes of raw requests remembered to skip canonicalization.\n"
-                       "# TYPE promptcache_memo_bytes gauge\npromptcache_memo_bytes %lld\n"
-                       "# HELP promptcache_inflight_exchanges Upstream exchanges in flight.\n"
-                       "# TYPE promptcache_inflight_exchanges gauge\npromptcache_inflight_exchanges %lld\n"
-                       "# HELP promptcache_inflight_followers Requests waiting on an identical exchange in flight.\n"
-                       "# TYPE promptcache_inflight_followers gauge\npromptcache_inflight_followers %lld\n"
-                       "# HELP promptcache_hit_ratio Share of cacheable requests answered without their own upstream call.\n"
-                       "# TYPE promptcache_hit_ratio gauge\n",
-                       (unsigned long long)GET(S.bytes_from_cache), entries, bytes, S.cfg ? S.cfg->max_size : 0,
-                       (unsigned long long)GET(S.evictions), (unsigned long long)GET(S.store_failures),
-                       (long long)GET(S.memo_bytes), (long long)GET(S.inflight[0]), (long long)GET(S.inflight[1]));
+    rc = pc_buf_puts(b, "# HELP promptcache_errors_total Errors by class.\n# TYPE promptcache_errors_total counter\n");
+  for (int i = 0; i < PC_ERRC_N && !rc; i++)
+    rc = pc_buf_printf(b, "promptcache_errors_total{class=\"%s\"} %llu\n", err_names[i],
+                       (unsigned long long)GET(S.err[i]));
+  if (!rc)
+    rc = pc_buf_printf(
+        b,
+        "# HELP promptcache_cache_bytes_served_total Response body bytes served from the cache.\n"
+        "# TYPE promptcache_cache_bytes_served_total counter\npromptcache_cache_bytes_served_total %llu\n"
+        "# HELP promptcache_cache_entries Entries stored.\n# TYPE promptcache_cache_entries gauge\n"
+        "promptcache_cache_entries %zu\n"
+        "# HELP promptcache_cache_size_bytes LMDB bytes in use.\n# TYPE promptcache_cache_size_bytes gauge\n"
+        "promptcache_cache_size_bytes %zu\n"
+        "# HELP promptcache_cache_max_bytes The --max-size bound.\n# TYPE promptcache_cache_max_bytes gauge\n"
+        "promptcache_cache_max_bytes %zu\n"
+        "# HELP promptcache_evictions_total Entries evicted to stay within --max-size.\n"
+        "# TYPE promptcache_evictions_total counter\npromptcache_evictions_total %llu\n"
+        "# HELP promptcache_store_failures_total Complete answers that could not be stored.\n"
+        "# TYPE promptcache_store_failures_total counter\npromptcache_store_failures_total %llu\n"
+        "# HELP promptcache_memo_bytes Bytes of raw requests remembered to skip canonicalization.\n"
+        "# TYPE promptcache_memo_bytes gauge\npromptcache_memo_bytes %lld\n"
+        "# HELP promptcache_inflight_exchanges Upstream exchanges in flight.\n"
+        "# TYPE promptcache_inflight_exchanges gauge\npromptcache_inflight_exchanges %lld\n"
+        "# HELP promptcache_inflight_followers Requests waiting on an identical exchange in flight.\n"
+        "# TYPE promptcache_inflight_followers gauge\npromptcache_inflight_followers %lld\n"
+        "# HELP promptcache_hit_ratio Share of cacheable requests answered without their own upstream call.\n"
+        "# TYPE promptcache_hit_ratio gauge\n",
+        (unsigned long long)GET(S.bytes_from_cache), entries, bytes, S.cfg ? S.cfg->max_size : 0,
+        (unsigned long long)GET(S.evictions), (unsigned long long)GET(S.store_failures), (long long)GET(S.memo_bytes),
+        (long long)GET(S.inflight[0]), (long long)GET(S.inflight[1]));
   if (!rc) {
     uint64_t o[PC_OUT_N];
     for (int i = 0; i < PC_OUT_N; i++) o[i] = GET(S.out[i]);

@@ -64,8 +64,10 @@ struct pc_sock {
 static void check_info(struct pc_upstream *up);
 
 static void unlink_fetch(struct pc_fetch *f) {
-  if (f->prev) f->prev->next = f->next;
-  else f->up->fetches = f->next;
+  if (f->prev)
+    f->prev->next = f->next;
+  else
+    f->up->fetches = f->next;
   if (f->next) f->next->prev = f->prev;
 }
 
@@ -150,8 +152,10 @@ static void timer_cb(uv_timer_t *t) { drive(t->data, CURL_SOCKET_TIMEOUT, 0); }
  * callback), where a 1 ms one would add a millisecond to every exchange. */
 static int timer_fn(CURLM *m, long ms, void *userp) {
   struct pc_upstream *up = userp;
-  if (ms < 0) uv_timer_stop(&up->timer);
-  else uv_timer_start(&up->timer, timer_cb, (uint64_t)ms, 0); /* 0: the next loop iteration, never inside libcurl */
+  if (ms < 0)
+    uv_timer_stop(&up->timer);
+  else
+    uv_timer_start(&up->timer, timer_cb, (uint64_t)ms, 0); /* 0: the next loop iteration, never inside libcurl */
   return 0;
 }
 

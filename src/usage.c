@@ -46,7 +46,8 @@ static void from_doc(const struct pc_json *r, struct pc_usage *u) {
   }
   if (usage && usage->type == PC_JSON_OBJECT) {
     u->present = 1;
-    uint64_t cache_read = num(usage, "/cache_read_input_tokens"), cache_write = num(usage, "/cache_creation_input_tokens");
+    uint64_t cache_read = num(usage, "/cache_read_input_tokens"),
+             cache_write = num(usage, "/cache_creation_input_tokens");
     take(&u->input, num(usage, "/prompt_tokens"));
     take(&u->input, add_sat(add_sat(num(usage, "/input_tokens"), cache_read), cache_write));
     take(&u->output, num(usage, "/completion_tokens"));
@@ -69,7 +70,8 @@ static int from_json(const char *p, size_t n, struct pc_usage *u) {
   struct pc_json_doc *doc = NULL;
   if (pc_json_parse(p, n, &doc, NULL)) return PC_EJSON;
   const struct pc_json *r = pc_json_root(doc);
-  if (r->type == PC_JSON_OBJECT) from_doc(r, u);
+  if (r->type == PC_JSON_OBJECT)
+    from_doc(r, u);
   else if (r->type == PC_JSON_ARRAY) /* Gemini without alt=sse streams a JSON array */
     for (size_t i = 0; i < r->len; i++) from_doc(&r->kids[i], u);
   pc_json_free(doc);
@@ -130,9 +132,13 @@ void pc_usage_read(const char *p, size_t n, struct pc_usage *u) {
     uint64_t v = 0;
     for (p = close + 2; p < end && *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
     size_t nl = (size_t)(close - name);
-    if (nl == 5 && !memcmp(name, "input", 5)) u->input = v;
-    else if (nl == 6 && !memcmp(name, "output", 6)) u->output = v;
-    else if (nl == 12 && !memcmp(name, "cached_input", 12)) u->cached_input = v;
-    else if (nl == 11 && !memcmp(name, "cache_write", 11)) u->cache_write = v;
+    if (nl == 5 && !memcmp(name, "input", 5))
+      u->input = v;
+    else if (nl == 6 && !memcmp(name, "output", 6))
+      u->output = v;
+    else if (nl == 12 && !memcmp(name, "cached_input", 12))
+      u->cached_input = v;
+    else if (nl == 11 && !memcmp(name, "cache_write", 11))
+      u->cache_write = v;
   }
 }

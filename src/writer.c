@@ -16,9 +16,9 @@
 #include "stats.h"
 
 #define QUEUE_MAX_BYTES ((size_t)256 << 20)
-#define TOUCH_MAX 65536 /* keys per touch batch; more hits in one second are dropped */
-#define HIGH_WATER 0.80 /* evict when the cache uses this share of --max-size */
-#define LOW_WATER 0.65  /* down to this share */
+#define TOUCH_MAX 65536       /* keys per touch batch; more hits in one second are dropped */
+#define HIGH_WATER 0.80       /* evict when the cache uses this share of --max-size */
+#define LOW_WATER 0.65        /* down to this share */
 #define EVICT_CHECK_SHARE 256 /* check the size after this share of --max-size is written */
 
 struct job {
@@ -82,9 +82,12 @@ static void maybe_evict(struct pc_writer *w, int force) {
 static void commit_batch(struct pc_writer *w, struct job *jobs) {
   size_t n = 0;
   for (struct job *j = jobs; j; j = j->next) {
-    if (j->meta[0]) j->rc = pc_cache_meta_put(w->cache, j->meta, j->val, j->len);
-    else if (j->del) j->rc = pc_cache_del(w->cache, j->key);
-    else n++;
+    if (j->meta[0])
+      j->rc = pc_cache_meta_put(w->cache, j->meta, j->val, j->len);
+    else if (j->del)
+      j->rc = pc_cache_del(w->cache, j->key);
+    else
+      n++;
   }
   struct pc_cache_put_item *items = n ? calloc(n, sizeof *items) : NULL;
   if (n && !items) {
@@ -131,7 +134,8 @@ static void *writer_main(void *arg) {
     pthread_mutex_unlock(&w->mu);
     if (jobs) commit_batch(w, jobs);
     if (n_touch) pc_cache_touch_batch(w->cache, touch, n_touch);
-    if (w->cfg->sync_batch && jobs) pc_cache_sync(w->cache);
+    if (w->cfg->sync_batch && jobs)
+      pc_cache_sync(w->cache);
     else if (!w->cfg->sync_batch && time(NULL) != last_sync) {
       pc_cache_sync(w->cache);
       last_sync = time(NULL);
@@ -234,8 +238,7 @@ void pc_wport_close(struct pc_wport *p) {
   uv_close((uv_handle_t *)&p->async, port_closed);
 }
 
-void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t len, pc_writer_done_fn done,
-                   void *ud) {
+void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t len, pc_writer_done_fn done, void *ud) {
   struct pc_writer *w = p->w;
   struct job *j = calloc(1, sizeof *j);
   if (!j) {
@@ -294,7 +297,9 @@ void pc_writer_del(struct pc_writer *w, const uint8_t key[16]) {
   pthread_mutex_unlock(&w->mu);
 }
 
-struct pc_writer *pc_wport_writer(struct pc_wport *p) { return p->w; }
+struct pc_writer *pc_wport_writer(struct pc_wport *p) {
+  return p->w;
+}
 
 void pc_writer_touch(struct pc_wport *p, const uint8_t key[16]) {
   struct pc_writer *w = p->w;
