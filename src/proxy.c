@@ -448,9 +448,9 @@ static void start_flight(struct pc_exchange *x, const struct pc_route_match *m, 
   int rc = upstream_url(m, &fr->url);
   fr->api = m->api;
   if (!rc) rc = build_upstream_headers(r, &x->hdr, m->api->aws != NULL, &fr->headers);
+  if (!rc) rc = pc_req_own_body(r); /* a borrowed body must not go with the flight */
   if (!rc) {
     fr->method = r->method;
-    rc = pc_req_own_body(r);
     fr->body = r->body; /* hand-over: the request gets a fresh body buffer */
     pc_buf_init(&r->body, r->body.max);
     r->body_at = NULL;

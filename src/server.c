@@ -90,9 +90,12 @@ static int bound_port(int fd) {
   socklen_t len = sizeof got;
   if (getsockname(fd, (struct sockaddr *)&got, &len)) return -1;
   /* getsockname filled `got` (the analyzer does not model it) */
-  return ntohs(got.ss_family == AF_INET6
-                   ? ((struct sockaddr_in6 *)&got)->sin6_port // NOLINT(clang-analyzer-core.CallAndMessage)
-                   : ((struct sockaddr_in *)&got)->sin_port);
+  in_port_t port = 0;
+  if (got.ss_family == AF_INET6)
+    memcpy(&port, &((struct sockaddr_in6 *)&got)->sin6_port, sizeof port);
+  else
+    memcpy(&port, &((struct sockaddr_in *)&got)->sin_port, sizeof port);
+  return ntohs(port);
 }
 
 static int bind_one(struct pc_worker *w, size_t i) {
