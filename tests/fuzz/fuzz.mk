@@ -11,7 +11,7 @@ FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=un
 FUZZ_LINK_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
 # One target per parser of outside bytes; tests/fuzz/fuzz_<name>.c each.
-FUZZ_TARGETS := canon json entry import usage sse accesslog config http
+FUZZ_TARGETS := canon json entry import usage sse accesslog config http bodykey eventstream
 
 # The library: every src/*.c but main.c, llhttp and the embedded assets, in an
 # archive so each target links only the objects it needs.
