@@ -15,6 +15,7 @@
 #include "error.h"
 #include "eventstream.h"
 #include "json.h"
+#include "policy.h"
 #include "sse.h"
 #include "utf8.h"
 
@@ -282,25 +283,6 @@ int pc_family_cacheable(enum pc_family_id f, const char *path, size_t path_len) 
 
 #define PARAM_NAME_MAX 32 /* longer than every name above: cannot match */
 
-/* Percent-decode ('+' is a space) and lower-case a parameter name; returns
- * its length, or cap + 1 when it does not fit. An invalid %-sequence stands
- * for itself, as a server would read it. */
-static size_t decode_name(const char *p, size_t n, char *out, size_t cap) {
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (c == '%' && n - i > 2 && pc_hexval((unsigned char)p[i + 1]) >= 0 && pc_hexval((unsigned char)p[i + 2]) >= 0) {
-      c = (unsigned char)(pc_hexval((unsigned char)p[i + 1]) << 4 | pc_hexval((unsigned char)p[i + 2]));
-      i += 2;
-    } else if (c == '+') {
-      c = ' ';
-    }
-    if (o == cap) return cap + 1;
-    out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-  }
-  return o;
-}
-
 static int in_list(const char *const *list, const char *s, size_t n) {
   for (; *list; list++)
     if (strlen(*list) == n && !memcmp(*list, s, n)) return 1;
@@ -309,7 +291,7 @@ static int in_list(const char *const *list, const char *s, size_t n) {
 
 int pc_family_is_credential_param(enum pc_family_id f, const char *name, size_t n) {
   char d[PARAM_NAME_MAX];
-  size_t dl = decode_name(name, n, d, sizeof d);
+  size_t dl = pc_policy_param_name_decode(name, n, d, sizeof d);
   if (dl > sizeof d) return 0;
   return in_list(common_params, d, dl) || in_list(preset(f)->params, d, dl);
 }

@@ -22,10 +22,7 @@ size_t pc_policy_param_name_len(const char *p, size_t n) {
   return eq ? (size_t)(eq - p) : n;
 }
 
-/* Percent-decode and lower-case a parameter name into out (cap bytes);
- * returns the decoded length, or cap + 1 when it does not fit. An invalid
- * %-sequence stands for itself, as a server would read it. */
-static size_t decode_name(const char *p, size_t n, char *out, size_t cap) {
+size_t pc_policy_param_name_decode(const char *p, size_t n, char *out, size_t cap) {
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)p[i];
@@ -43,7 +40,7 @@ static size_t decode_name(const char *p, size_t n, char *out, size_t cap) {
 
 int pc_policy_credential_param(const char *name, size_t n) {
   char d[NAME_MAX_DECODED];
-  size_t dl = decode_name(name, n, d, sizeof d);
+  size_t dl = pc_policy_param_name_decode(name, n, d, sizeof d);
   if (dl > sizeof d) return 0;
   for (size_t i = 0; i < sizeof cred_params / sizeof *cred_params; i++)
     if (strlen(cred_params[i]) == dl && !memcmp(cred_params[i], d, dl)) return 1;

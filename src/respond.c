@@ -147,6 +147,16 @@ static void write_buf(struct pc_exchange *x, pc_buf *b) {
   if (p) pc_conn_write_own(x->conn, p, p, n);
 }
 
+/* The head (and what else b holds) is out, or the response cannot be made:
+ * the connection is cut. Frees b; returns whether it was sent. */
+static int send_head(struct pc_exchange *x, pc_buf *b, int rc) {
+  x->resp.head_sent = 1;
+  if (!rc) write_buf(x, b);
+  pc_buf_free(b);
+  if (rc) pc_conn_abort(x->conn);
+  return !rc;
+}
+
 static void send_fixed(struct pc_exchange *x, int status, const char *ctype, const char *body, size_t blen) {
   pc_buf b;
   pc_buf_init(&b, 64 * 1024 + blen);
@@ -158,15 +168,7 @@ static void send_fixed(struct pc_exchange *x, int status, const char *ctype, con
     rc = pc_buf_append(&b, body, blen);
     x->resp.bytes = blen;
   }
-  x->resp.head_sent = 1;
-  if (rc) {
-    pc_buf_free(&b);
-    pc_conn_abort(x->conn);
-    return;
-  }
-  write_buf(x, &b);
-  pc_buf_free(&b);
-  pc_conn_finish(x->conn);
+  if (send_head(x, &b, rc)) pc_conn_finish(x->conn);
 }
 
 void pc_respond_error(struct pc_exchange *x, int status, const char *code, const char *msg) {
@@ -199,14 +201,7 @@ void pc_respond_head(struct pc_exchange *x, int status, const char *headers, siz
   }
   if (!rc && x->resp.chunked) rc = pc_buf_puts(&b, "Transfer-Encoding: chunked\r\n");
   if (!rc) rc = pc_buf_puts(&b, "\r\n");
-  x->resp.head_sent = 1;
-  if (rc) {
-    pc_buf_free(&b);
-    pc_conn_abort(x->conn);
-    return;
-  }
-  write_buf(x, &b);
-  pc_buf_free(&b);
+  send_head(x, &b, rc);
 }
 
 void pc_respond_body(struct pc_exchange *x, const char *p, size_t n) {
