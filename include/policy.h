@@ -24,10 +24,6 @@ extern const char *const pc_policy_credential_headers[];
  * apikey, x-api-key, access_token, subscription-key. Compared after
  * percent-decoding, case-insensitively, so `KEY` and `k%65y` are caught. */
 int pc_policy_credential_param(const char *name, size_t n);
-/* Percent-decode ('+' is a space) and lower-case a query parameter's name
- * into out (cap bytes); returns the decoded length, or cap + 1 when it does
- * not fit. An invalid %-sequence stands for itself, as a server reads it. */
-size_t pc_policy_param_name_decode(const char *p, size_t n, char *out, size_t cap);
 
 /* The name part of one query parameter `p` (n bytes, without '&'): its
  * length up to the first '='. */

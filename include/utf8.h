@@ -105,4 +105,23 @@ static inline long pc_hex4(const unsigned char *p) {
   return ((long)a << 12) | (b << 8) | (c << 4) | d;
 }
 
+/* Percent-decode ('+' is a space) and lower-case a query parameter's name
+ * into out (cap bytes); returns the decoded length, or cap + 1 when it does
+ * not fit. An invalid %-sequence stands for itself, as a server reads it. */
+static inline size_t pc_param_name_decode(const char *p, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '%' && i + 2 < n && pc_hexval((unsigned char)p[i + 1]) >= 0 && pc_hexval((unsigned char)p[i + 2]) >= 0) {
+      c = (unsigned char)(pc_hexval((unsigned char)p[i + 1]) << 4 | pc_hexval((unsigned char)p[i + 2]));
+      i += 2;
+    } else if (c == '+') {
+      c = ' ';
+    }
+    if (o == cap) return cap + 1;
+    out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  }
+  return o;
+}
+
 #endif

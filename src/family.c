@@ -15,7 +15,6 @@
 #include "error.h"
 #include "eventstream.h"
 #include "json.h"
-#include "policy.h"
 #include "sse.h"
 #include "utf8.h"
 
@@ -291,7 +290,7 @@ static int in_list(const char *const *list, const char *s, size_t n) {
 
 int pc_family_is_credential_param(enum pc_family_id f, const char *name, size_t n) {
   char d[PARAM_NAME_MAX];
-  size_t dl = pc_policy_param_name_decode(name, n, d, sizeof d);
+  size_t dl = pc_param_name_decode(name, n, d, sizeof d);
   if (dl > sizeof d) return 0;
   return in_list(common_params, d, dl) || in_list(preset(f)->params, d, dl);
 }
