@@ -3,7 +3,7 @@
  * way TCP may deliver it), then the bytes of a connection. The connection is
  * parsed twice, in one read and in reads of 1..64 bytes; both must give the
  * same requests (method, target, header fields, body) and the same end (an
- * error status or more to come), and every request must keep the limits
+ * error, or more to come), and every request must keep the limits
  * http.h promises. */
 #include "fuzz.h"
 
@@ -93,7 +93,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   run(p, n, piece, &cut);
   FUZZ_CHECK(whole.requests == cut.requests, "%d requests in one read, %d in reads of %zu", whole.requests,
              cut.requests, piece);
-  FUZZ_CHECK(whole.error_status == cut.error_status, "status %d in one read, %d in reads of %zu",
+  /* Both fail or neither. Which status a bad request gets may depend on
+   * where the reads split it when it breaks two rules (a 257th field whose
+   * name is also malformed: 431 when the name's first bytes come alone, 400
+   * when llhttp sees the bad byte in the same read). */
+  FUZZ_CHECK(!whole.error_status == !cut.error_status, "status %d in one read, %d in reads of %zu",
              whole.error_status, cut.error_status, piece);
   FUZZ_CHECK(whole.log.len == cut.log.len && (!whole.log.len || !memcmp(whole.log.data, cut.log.data, whole.log.len)),
              "requests differ between one read and reads of %zu", piece);
