@@ -44,6 +44,9 @@ struct pc_conn_ops {
   /* The connection is gone (after end, if a request was open): release what
    * pc_conn_user holds. */
   void (*closed)(struct pc_conn *c);
+  /* The connection has been idle between requests for a while and gives its
+   * buffers back: the user may release per-request state too (NULL: no). */
+  void (*idle)(struct pc_conn *c);
 };
 
 /* A loop's connections. Filled by the server; the pool is the transport's

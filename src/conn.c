@@ -132,6 +132,7 @@ static void conn_arm_timer(struct pc_conn *c) {
  * idle keep-alive connections cost little more than their struct. */
 static void release_idle(struct pc_conn *c) {
   int any = c->in.cap != 0;
+  if (c->pool->ops->idle) c->pool->ops->idle(c);
   pc_buf_free(&c->in);
   if (pc_req_release(&c->req) || any) atomic_store_explicit(&trimmed_flag, 1, memory_order_relaxed);
   account(c);

@@ -1056,7 +1056,15 @@ static void on_closed(struct pc_conn *c) {
   free(x);
 }
 
-static const struct pc_conn_ops conn_ops = {PC_CONN_OPS_MAGIC, on_request, on_reject, on_end, on_closed};
+/* Idle between requests for a while: the exchange goes (it is made again
+ * at the next request), so idle keep-alive connections cost only their
+ * transport state. */
+static void on_idle(struct pc_conn *c) {
+  struct pc_exchange *x = pc_conn_user(c);
+  if (x && x->state == PC_X_IDLE && !x->wait) on_closed(c);
+}
+
+static const struct pc_conn_ops conn_ops = {PC_CONN_OPS_MAGIC, on_request, on_reject, on_end, on_closed, on_idle};
 
 /* ---- the flow's per-loop state (the server's application) ---- */
 
