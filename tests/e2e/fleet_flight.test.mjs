@@ -7,10 +7,12 @@
 // followers had received nothing; followers that had received part of a
 // stream are cut (never given a spliced body). With Redis down each node still
 // coalesces on its own. Real redis-server (lib/redis.mjs), 3 nodes, one mock.
+// Every scenario runs twice, concurrently: on one standalone redis-server and
+// on a 3-master Redis Cluster (each run with its own Redis or Cluster).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { openAIStreamEvents, echoText } from './lib/mock.mjs';
-import { startRedis } from './lib/redis.mjs';
+import { startRedis, startRedisCluster } from './lib/redis.mjs';
 import {
   startFleet, stats, waitStats, ask, open, kill9, waitUntil, waitShared, statusOf, tally, redisCmd, entryKey,
 } from './lib/fleet.mjs';
@@ -42,9 +44,42 @@ async function waitSum(nodes, f, pred, what, timeoutMs = 3000) {
   }
 }
 
-test('60 concurrent identical requests over 3 nodes: one upstream request, 1 MISS + 59 COALESCED, identical bodies', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes } = await startFleet(t, { urls: [r.url] });
+/**
+ * The Redis deployments each scenario runs on. start(t) resolves to
+ *   urls:   the --redis URLs of the nodes (the server's, or every master's)
+ *   target: what redisCmd() takes (follows MOVED/ASK on the Cluster)
+ *   stop(): kill every redis-server of it by pid (no restart)
+ */
+const BACKENDS = [
+  {
+    name: 'standalone Redis',
+    async start(t) {
+      const r = await startRedis(t);
+      return { urls: [r.url], target: r, stop: () => r.stop() };
+    },
+  },
+  {
+    name: 'Redis Cluster (3 masters)',
+    async start(t) {
+      const c = await startRedisCluster(t, { masters: 3 });
+      return { urls: c.urls, target: c, stop: () => c.stop() };
+    },
+  },
+];
+
+/**
+ * One test per scenario with a subtest per backend; the two run concurrently
+ * (independent: their own Redis, nodes and mock), the scenarios one after the
+ * other so that at most two fleets share the machine's timing.
+ */
+function scenario(name, body) {
+  test(name, { concurrency: true }, async (t) => {
+    await Promise.all(BACKENDS.map((b) => t.test(b.name, async (bt) => body(bt, await b.start(bt)))));
+  });
+}
+
+scenario('60 concurrent identical requests over 3 nodes: one upstream request, 1 MISS + 59 COALESCED, identical bodies', async (t, redis) => {
+  const { mock, nodes } = await startFleet(t, { urls: redis.urls });
   const content = 'sixty over three';
   const hs = [];
   for (let i = 0; i < 60; i++) hs.push(open(nodes[i % 3], content, { headers: { 'x-mock-behavior': 'delay=400' } }));
@@ -79,9 +114,8 @@ test('60 concurrent identical requests over 3 nodes: one upstream request, 1 MIS
   assert.equal(mock.count(), 1);
 });
 
-test('a follower on another node receives a slow stream live: its first chunk before the leader\'s stream ends', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: [r.url] });
+scenario('a follower on another node receives a slow stream live: its first chunk before the leader\'s stream ends', async (t, redis) => {
+  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: redis.urls });
   const content = 'slow fleet stream';
   const leader = open(A, content, { headers: { 'x-mock-behavior': 'chunk-delay=100,chunks=10' }, extra: { stream: true } });
   await leader.waitEvents(1);
@@ -107,9 +141,8 @@ test('a follower on another node receives a slow stream live: its first chunk be
   }
 });
 
-test('kill -9 of the leader node before its answer: one follower takes over the lease, 2 upstream requests in all, every follower answered', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: [r.url] });
+scenario('kill -9 of the leader node before its answer: one follower takes over the lease, 2 upstream requests in all, every follower answered', async (t, redis) => {
+  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: redis.urls });
   const content = 'takeover before head';
   const leader = open(A, content, { headers: { 'x-mock-behavior': 'delay=1500' } });
   await mock.waitForRequests(1);
@@ -146,9 +179,8 @@ test('kill -9 of the leader node before its answer: one follower takes over the 
   assert.equal(mock.count(), 2);
 });
 
-test('kill -9 of the leader node mid-stream: followers on other nodes are cut (never a spliced body); a retry is answered whole', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: [r.url] });
+scenario('kill -9 of the leader node mid-stream: followers on other nodes are cut (never a spliced body); a retry is answered whole', async (t, redis) => {
+  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: redis.urls });
   const content = 'cut mid stream';
   const leader = open(A, content, { headers: { 'x-mock-behavior': 'chunk-delay=150,chunks=12' }, extra: { stream: true } });
   await leader.waitEvents(1);
@@ -177,17 +209,16 @@ test('kill -9 of the leader node mid-stream: followers on other nodes are cut (n
   assert.equal(mock.count(), 2);
   assert.equal(retry.text, openAIStreamEvents(mock.last().seq, MODEL, echoText(content), 12).join(''));
   const key = retry.headers['x-promptcache-key'];
-  await waitUntil(async () => (await redisCmd(r, 'EXISTS', entryKey(key))) === 1, { timeoutMs: 3000, what: 'the retry to be stored in Redis' });
+  await waitUntil(async () => (await redisCmd(redis.target, 'EXISTS', entryKey(key))) === 1, { timeoutMs: 3000, what: 'the retry to be stored in Redis' });
   const other = await open(C, content, { extra: { stream: true } }).done;
   assert.equal(statusOf(other), 'HIT');
   assert.equal(other.text, retry.text);
   assert.equal(mock.count(), 2);
 });
 
-test('Redis stopped: each node still coalesces on its own (one node: 1 upstream request; three nodes: at most 3)', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes } = await startFleet(t, { urls: [r.url] });
-  await r.stop();
+scenario('Redis stopped (on a Cluster: every master): each node still coalesces on its own (one node: 1 upstream request; three nodes: at most 3)', async (t, redis) => {
+  const { mock, nodes } = await startFleet(t, { urls: redis.urls });
+  await redis.stop();
   await Promise.all(nodes.map((n) => waitShared(n, 'down')));
 
   const one = await Promise.all(Array.from({ length: 12 }, () => open(nodes[0], 'no redis one node', { headers: { 'x-mock-behavior': 'delay=300' } }).done));
@@ -215,9 +246,8 @@ test('Redis stopped: each node still coalesces on its own (one node: 1 upstream 
   assert.equal(rs.filter((e) => statusOf(e.x) === 'MISS').length, up, 'one MISS per upstream request');
 });
 
-test('an upstream error fans out: followers on other nodes get the leader\'s 500, and it is not stored', async (t) => {
-  const r = await startRedis(t);
-  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: [r.url] });
+scenario('an upstream error fans out: followers on other nodes get the leader\'s 500, and it is not stored', async (t, redis) => {
+  const { mock, nodes: [A, B, C] } = await startFleet(t, { urls: redis.urls });
   const content = 'fleet upstream error';
   const leader = open(A, content, { headers: { 'x-mock-behavior': 'delay=800,status=500' } });
   await mock.waitForRequests(1);
