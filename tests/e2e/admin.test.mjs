@@ -750,7 +750,7 @@ test('the dashboard, loaded in headless Chromium, shows the numbers of /_promptc
   assert.equal(mock.count(), upstreamBefore, `loading the dashboard sent nothing upstream (e.g. /favicon.ico): ${mock.requests.slice(upstreamBefore).map((r) => r.url)}`);
   // The screenshot (taken before the DOM assertions, so that a failing run leaves one to look at).
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-  const started = Date.now();
+  const started = performance.now();
   const shot = await runChromium(t, [`--screenshot=${SCREENSHOT}`, '--window-size=1280,1600', '--virtual-time-budget=5000', `${proxy.url}/_promptcache/`]);
   assert.equal(shot.code, 0, `chromium --screenshot: ${shot.err && shot.err.message}\n${shot.stderr.slice(-2000)}`);
   const st = fs.statSync(SCREENSHOT);
@@ -838,7 +838,7 @@ test('with --redis the dashboard shows hits by tier, the shared tier and the fle
   assert.equal(hit.headers['x-promptcache-status'], 'HIT');
   assert.equal(hit.headers['x-promptcache-tier'], 'local');
   let s;
-  for (const deadline = Date.now() + 10000; Date.now() < deadline; await sleep(200)) {
+  for (const deadline = performance.now() + 10000; performance.now() < deadline; await sleep(200)) {
     s = await getStats(proxy);
     if (s.shared && s.shared.up && s.fleet && s.shared.ops.put >= 1) break;
   }

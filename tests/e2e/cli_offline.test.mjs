@@ -19,11 +19,11 @@ async function statsJson(db) {
 }
 
 async function waitForEntries(db, n) {
-  const end = Date.now() + 5000;
+  const end = performance.now() + 5000;
   for (;;) {
     const s = await statsJson(db);
     if (s.entries === n) return s;
-    if (Date.now() > end) throw new Error(`expected ${n} entries, stats says ${JSON.stringify(s)}`);
+    if (performance.now() > end) throw new Error(`expected ${n} entries, stats says ${JSON.stringify(s)}`);
     await sleep(25);
   }
 }

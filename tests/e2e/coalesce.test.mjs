@@ -20,7 +20,7 @@ import { openAIStreamEvents, anthropicStreamEvents, echoText } from './lib/mock.
  */
 function open(proxy, path, body, headers = {}) {
   const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  const t0 = Date.now();
+  const t0 = performance.now();
   const out = { status: 0, headers: {}, headersAt: -1, text: '', events: [], complete: false, error: null, ms: 0, aborted: false };
   let req;
   let headDone;
@@ -31,7 +31,7 @@ function open(proxy, path, body, headers = {}) {
       if (settled) return;
       settled = true;
       if (err && !out.error) out.error = err;
-      out.ms = Date.now() - t0;
+      out.ms = performance.now() - t0;
       headDone(out);
       resolve(out);
     };
@@ -41,7 +41,7 @@ function open(proxy, path, body, headers = {}) {
     }, (res) => {
       out.status = res.statusCode;
       out.headers = res.headers;
-      out.headersAt = Date.now() - t0;
+      out.headersAt = performance.now() - t0;
       headDone(out);
       let pending = '';
       res.setEncoding('utf8');
@@ -50,7 +50,7 @@ function open(proxy, path, body, headers = {}) {
         pending += d;
         let m;
         while ((m = /\r?\n\r?\n/.exec(pending))) {
-          out.events.push({ t: Date.now() - t0, text: pending.slice(0, m.index + m[0].length) });
+          out.events.push({ t: performance.now() - t0, text: pending.slice(0, m.index + m[0].length) });
           pending = pending.slice(m.index + m[0].length);
         }
       });
@@ -63,9 +63,9 @@ function open(proxy, path, body, headers = {}) {
     req.end(payload);
   });
   const waitEvents = async (n, timeoutMs = 5000) => {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     while (out.events.length < n) {
-      if (Date.now() > end) throw new Error(`waited ${timeoutMs} ms for ${n} events, got ${out.events.length}: ${out.text.slice(0, 300)}`);
+      if (performance.now() > end) throw new Error(`waited ${timeoutMs} ms for ${n} events, got ${out.events.length}: ${out.text.slice(0, 300)}`);
       if (out.error || (out.ms && !out.aborted)) throw new Error(`response ended after ${out.events.length} events (wanted ${n}): ${out.error || out.text.slice(-300)}`);
       await sleep(5);
     }
@@ -78,11 +78,11 @@ const tally = (rs) => rs.reduce((m, r) => ({ ...m, [statusOf(r)]: (m[statusOf(r)
 
 /** Poll /_promptcache/stats until `n` requests wait on an exchange in flight. */
 async function waitForFollowers(proxy, n, timeoutMs = 5000) {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   for (;;) {
     const s = JSON.parse((await request(proxy, { path: '/_promptcache/stats' })).text);
     if (s.in_flight.followers === n) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${n} followers (stats: ${JSON.stringify(s.in_flight)})`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${n} followers (stats: ${JSON.stringify(s.in_flight)})`);
     await sleep(20);
   }
 }
@@ -139,7 +139,7 @@ test('a follower that joins half-way through a stream receives the whole stream,
   const body = chatBody('join me late', { stream: true });
   const leader = open(proxy, '/v1/chat/completions', body, { 'x-mock-behavior': 'chunk-delay=150,chunks=6' });
   await leader.waitEvents(3);
-  const joinedAt = Date.now();
+  const joinedAt = performance.now();
   const follower = open(proxy, '/v1/chat/completions', body);
   const [l, f] = await Promise.all([leader.done, follower.done]);
   assert.equal(statusOf(l), 'MISS');
@@ -152,7 +152,7 @@ test('a follower that joins half-way through a stream receives the whole stream,
   // the backlog came at once, the rest live as upstream sent it
   assert.ok(f.events[2].t < 150, `the first 3 events reached the follower ${f.events[2].t} ms after it joined`);
   assert.ok(f.ms >= 400, `the follower's stream ended ${f.ms} ms after it joined: the rest should come live (~${150 * 5} ms)`);
-  assert.ok(Date.now() - joinedAt >= 400);
+  assert.ok(performance.now() - joinedAt >= 400);
 });
 
 test('the leader hanging up mid-stream does not break its followers; the stream is still stored', async (t) => {
@@ -335,9 +335,9 @@ test('a large stream (~1 MB): a follower joining half-way and a later HIT are by
 test('followers of a failing exchange with an expired entry all get it as STALE', async (t) => {
   const { mock, proxy } = await setup(t, { args: ['--ttl', '1s'] });
   const first = await chat(proxy, 'stale together');
-  const storedAt = Date.now();
+  const storedAt = performance.now();
   assert.equal(first.cache, 'MISS');
-  await sleep(Math.max(0, storedAt + 1100 - Date.now()));
+  await sleep(Math.max(0, storedAt + 1100 - performance.now()));
   const headers = { 'x-mock-behavior': 'delay=300,status=503' };
   const rs = await Promise.all(Array.from({ length: 5 }, () => chat(proxy, 'stale together', { headers })));
   assert.equal(mock.count(), 2, `upstream saw ${mock.count()} requests`);

@@ -149,7 +149,7 @@ scenario('kill -9 of the leader node before its answer: one follower takes over 
   // followers send no delay: the takeover's upstream answer comes at once
   const fs = [B, B, C, C].map((n) => open(n, content));
   await waitInFlight([B, C]);
-  const killedAt = Date.now();
+  const killedAt = performance.now();
   await kill9(A);
   const l = await leader.done;
   assert.ok(l.error || !l.complete, 'the leader\'s own client was cut by the kill');
@@ -187,7 +187,7 @@ scenario('kill -9 of the leader node mid-stream: followers on other nodes are cu
   const fol = [B, C].map((n) => open(n, content, { extra: { stream: true } }));
   await Promise.all(fol.map((f) => f.waitEvents(2)));
   const full = openAIStreamEvents(1, MODEL, echoText(content), 12).join('');
-  const killedAt = Date.now();
+  const killedAt = performance.now();
   await kill9(A);
   const rs = await Promise.all(fol.map((f) => f.done));
   for (const [f, name] of [[rs[0], 'B'], [rs[1], 'C']]) {

@@ -173,9 +173,9 @@ test('HTTP/1.0 clients get bodies unchunked, passed through and stored streams a
 test('bare CRLFs between requests do not keep an idle connection open past --idle-timeout', async (t) => {
   const { proxy } = await setup(t, { args: ['--idle-timeout', '1s'] });
   const c = await connect(t, proxy);
-  const t0 = Date.now();
+  const t0 = performance.now();
   // a CRLF every 300 ms (the pace of the sender, not a synchronisation), for at most 4 s
-  while (!c.closed && Date.now() - t0 < 4000) {
+  while (!c.closed && performance.now() - t0 < 4000) {
     await c.write('\r\n').catch(() => {});
     await c.waitUntil(() => false, 300); // returns early when the proxy closes
   }
@@ -304,7 +304,7 @@ test('pipelined hits to a client that never reads do not grow memory without bou
   // 2000 hits of 200 KB would be 400 MB queued: watch the proxy for a second
   // (nothing is expected to happen, so there is no event to wait for)
   let max = 0;
-  for (const end = Date.now() + 1000; Date.now() < end && max <= LIMIT;) {
+  for (const end = performance.now() + 1000; performance.now() < end && max <= LIMIT;) {
     max = Math.max(max, rss());
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -328,8 +328,8 @@ test('request bodies buffered across connections stay within --max-buffered: 503
     c.write(Buffer.alloc(900 * 1000, 'a')).catch(() => {}); // never finished
   }
   const answered = () => clients.filter((c) => { try { return c.parsed().responses.length > 0; } catch { return false; } });
-  const end = Date.now() + 5000;
-  while (answered().length === 0 && Date.now() < end) await Promise.race(clients.map((c) => c.waitUntil(() => c.buf.length > 0, 200)));
+  const end = performance.now() + 5000;
+  while (answered().length === 0 && performance.now() < end) await Promise.race(clients.map((c) => c.waitUntil(() => c.buf.length > 0, 200)));
   const got = answered().map((c) => c.parsed().responses[0]);
   assert.ok(got.length >= 1, 'one of the connections was refused');
   for (const r of got) {
@@ -340,9 +340,9 @@ test('request bodies buffered across connections stay within --max-buffered: 503
   for (const c of clients) c.destroy();
   // once they are gone, a small request is served (the proxy may take a moment to see the closes)
   let r;
-  for (const until = Date.now() + 3000; ;) {
+  for (const until = performance.now() + 3000; ;) {
     r = await chat(proxy, 'small');
-    if (r.status !== 503 || Date.now() > until) break;
+    if (r.status !== 503 || performance.now() > until) break;
   }
   assert.equal(r.status, 200, r.text);
 });

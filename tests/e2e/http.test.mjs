@@ -212,7 +212,7 @@ test('curl with a 2 MB body (Expect: 100-continue) goes through and is cached', 
 
 async function expectTimedOut(c, started, what) {
   const closed = await c.waitClose(4000);
-  const elapsed = (c.closedAt || Date.now()) - started;
+  const elapsed = (c.closedAt || performance.now()) - started;
   assert.ok(closed, `${what}: the proxy neither answered 408 nor closed within 4 s`);
   const responses = c.parsed().responses.filter((r) => !r.interim);
   if (responses.length) {
@@ -230,7 +230,7 @@ test('--client-timeout 1s: a request that does not arrive completely in time get
   const { mock, proxy } = await setup(t, { args: ['--client-timeout', '1s'] });
   // (a) headers never finish
   const a = await connect(t, proxy);
-  let started = Date.now();
+  let started = performance.now();
   await a.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n');
   // (b) body never finishes
   const b = await connect(t, proxy);
@@ -239,7 +239,7 @@ test('--client-timeout 1s: a request that does not arrive completely in time get
   assert.equal(mock.count(), 0, 'nothing reached upstream');
   // (c) a trickling client that keeps sending, but too slowly overall
   const c = await connect(t, proxy);
-  started = Date.now();
+  started = performance.now();
   await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n');
   const trickle = (async () => {
     for (let i = 0; i < 12 && !c.closed; i++) {
@@ -275,7 +275,7 @@ test('--idle-timeout 1s closes an idle keep-alive connection; activity keeps it 
   }
   assert.equal(busy.closed, false, 'a connection in use is not closed by the idle timeout');
   // then it goes idle
-  const idleFrom = Date.now();
+  const idleFrom = performance.now();
   assert.ok(await busy.waitClose(4000), 'the idle connection was closed');
   const elapsed = busy.closedAt - idleFrom;
   assert.ok(elapsed >= 800 && elapsed <= 3500, `closed ${elapsed} ms after going idle (expected ~1 s)`);

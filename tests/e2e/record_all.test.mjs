@@ -462,8 +462,8 @@ test('a sequence keeps the order in which answers completed, not the order reque
   const echo = (delay) => request(proxy, { method: 'POST', path: '/v1/echo', headers: { 'content-type': 'text/plain', 'x-statemock-delay': String(delay) }, body: 'same body' });
   // the first request sent is answered last
   const slow = echo(400);
-  const deadline = Date.now() + 5000;
-  while (mock.count('POST', '/v1/echo') < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const deadline = performance.now() + 5000;
+  while (mock.count('POST', '/v1/echo') < 1 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   assert.equal(mock.count('POST', '/v1/echo'), 1, 'the slow request reached upstream first');
   const fast = await echo(0);
   const slowRes = await slow;

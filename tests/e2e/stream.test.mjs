@@ -20,14 +20,14 @@ import { RawClient, rawRequest } from './lib/raw.mjs';
 function timedStream(proxy, path, body, headers = {}, { abortAfterEvents = 0 } = {}) {
   return new Promise((resolve) => {
     const payload = Buffer.from(JSON.stringify(body));
-    const t0 = Date.now();
+    const t0 = performance.now();
     const out = { status: 0, headers: {}, headersAt: -1, events: [], chunks: 0, text: '', complete: false, error: null, ms: 0 };
     let settled = false;
     const finish = (err) => {
       if (settled) return;
       settled = true;
       if (err) out.error = err;
-      out.ms = Date.now() - t0;
+      out.ms = performance.now() - t0;
       resolve(out);
     };
     const req = http.request({
@@ -36,11 +36,11 @@ function timedStream(proxy, path, body, headers = {}, { abortAfterEvents = 0 } =
     }, (res) => {
       out.status = res.statusCode;
       out.headers = res.headers;
-      out.headersAt = Date.now() - t0;
+      out.headersAt = performance.now() - t0;
       let pending = '';
       res.setEncoding('utf8');
       res.on('data', (d) => {
-        const now = Date.now() - t0;
+        const now = performance.now() - t0;
         out.chunks++;
         out.text += d;
         pending += d;
@@ -144,14 +144,14 @@ function parseChunkedResponse(buf) {
 /** POST over a raw socket and return the response with its HTTP chunk boundaries. */
 async function rawStream(proxy, path, body, headers = {}) {
   const c = await RawClient.connect(proxy.port);
-  const t0 = Date.now();
+  const t0 = performance.now();
   try {
     await c.write(rawRequest('POST', path, { Accept: 'text/event-stream', ...headers }, body));
     const parsed = () => parseChunkedResponse(c.buf);
     await c.waitUntil(() => { const r = parsed(); return r && r.complete; }, 10000);
     const r = parsed();
     assert.ok(r, `no response head: ${c.buf.toString('utf8').slice(0, 500)}`);
-    r.ms = Date.now() - t0;
+    r.ms = performance.now() - t0;
     return r;
   } finally {
     c.destroy();

@@ -269,19 +269,19 @@ test('an encoding the client cannot decode gives 502 upstream_error', async (t) 
 test('connect refused gives 502 upstream_unreachable at once', async (t) => {
   const dead = await closedPort();
   const proxy = await startProxy(t, { upstream: `http://127.0.0.1:${dead}` });
-  const t0 = Date.now();
+  const t0 = performance.now();
   const r = await chat(proxy, 'refused');
   assertProxyError(assert, r, 502, 'upstream_unreachable');
-  assert.ok(Date.now() - t0 < 2000, `answered after ${Date.now() - t0} ms`);
+  assert.ok(performance.now() - t0 < 2000, `answered after ${performance.now() - t0} ms`);
 });
 
 test('an upstream slower than --upstream-timeout gives 504; its connection is not reused', async (t) => {
   const { mock, proxy } = await setup(t, { args: ['--upstream-timeout', '1s', '--workers', '1'] });
   assert.equal((await chat(proxy, 'warm up')).status, 200);
-  const t0 = Date.now();
+  const t0 = performance.now();
   const r = await chat(proxy, 'slow', { headers: { 'x-mock-behavior': 'delay=2500' } });
   assertProxyError(assert, r, 504, 'upstream_timeout');
-  assert.ok(Date.now() - t0 >= 800 && Date.now() - t0 < 2400, `504 after ${Date.now() - t0} ms`);
+  assert.ok(performance.now() - t0 >= 800 && performance.now() - t0 < 2400, `504 after ${performance.now() - t0} ms`);
   await stillServing(proxy, mock, 'a timeout');
   assert.equal(mock.connections, 2, 'the timed-out connection was closed, a new one opened');
 });

@@ -644,9 +644,9 @@ export async function startFamilyMock(family, opts = {}) {
       this.requests.length = 0;
     },
     async waitForRequests(n, timeoutMs = 5000) {
-      const end = Date.now() + timeoutMs;
+      const end = performance.now() + timeoutMs;
       while (this.requests.length < n) {
-        if (Date.now() > end) throw new Error(`${family} mock: waited ${timeoutMs} ms for ${n} requests, got ${this.requests.length}`);
+        if (performance.now() > end) throw new Error(`${family} mock: waited ${timeoutMs} ms for ${n} requests, got ${this.requests.length}`);
         await sleep(10);
       }
     },

@@ -108,10 +108,10 @@ export async function stats(proxy) {
 
 /** Poll the stats until totals.tokens_saved has `want`'s input and output (2 s), then return them. */
 export async function tokensSaved(proxy, want, timeoutMs = 2000) {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   for (;;) {
     const s = (await stats(proxy)).totals.tokens_saved;
-    if ((s.input === want.input && s.output === want.output) || Date.now() > end) return s;
+    if ((s.input === want.input && s.output === want.output) || performance.now() > end) return s;
     await sleep(25);
   }
 }

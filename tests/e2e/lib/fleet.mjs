@@ -21,7 +21,7 @@ export const PREFIX = 'pc:';
 
 /** Poll `fn` (may be async) until it returns a truthy value; throws after timeoutMs. */
 export async function waitUntil(fn, { timeoutMs = 5000, intervalMs = 25, what = 'condition' } = {}) {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   let last;
   for (;;) {
     try {
@@ -30,7 +30,7 @@ export async function waitUntil(fn, { timeoutMs = 5000, intervalMs = 25, what = 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > end) {
+    if (performance.now() > end) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
     }
     await sleep(intervalMs); // polling interval, not a synchronization
@@ -142,14 +142,15 @@ export async function kill9(node) {
  * Start a POST whose response is read as it arrives (the request is sent at
  * once). Returns a handle:
  *   out: {status, headers, text, events: [{at, text}], complete, error, t0, headAt, endAt}
- *        (times are absolute Date.now() values)
+ *        (times are performance.now() values: monotonic, so a wall-clock step on a
+ *        fresh machine cannot stretch or shrink a measured interval)
  *   head: resolves when the head arrived (or the request failed)
  *   done: resolves when the response ended, was cut, or was aborted
  *   waitEvents(n): resolve once n SSE events arrived
  */
 export function open(node, content, { headers = {}, extra = {}, path: p = '/v1/chat/completions', timeoutMs = 20000 } = {}) {
   const payload = Buffer.from(JSON.stringify(chatBody(content, extra)));
-  const out = { status: 0, headers: {}, text: '', events: [], complete: false, error: null, t0: Date.now(), headAt: 0, endAt: 0 };
+  const out = { status: 0, headers: {}, text: '', events: [], complete: false, error: null, t0: performance.now(), headAt: 0, endAt: 0 };
   let req;
   let headDone;
   const head = new Promise((r) => { headDone = r; });
@@ -159,7 +160,7 @@ export function open(node, content, { headers = {}, extra = {}, path: p = '/v1/c
       if (settled) return;
       settled = true;
       if (err && !out.error) out.error = err;
-      out.endAt = Date.now();
+      out.endAt = performance.now();
       headDone(out);
       resolve(out);
     };
@@ -169,12 +170,12 @@ export function open(node, content, { headers = {}, extra = {}, path: p = '/v1/c
     }, (res) => {
       out.status = res.statusCode;
       out.headers = res.headers;
-      out.headAt = Date.now();
+      out.headAt = performance.now();
       headDone(out);
       let pending = '';
       res.setEncoding('utf8');
       res.on('data', (d) => {
-        const now = Date.now();
+        const now = performance.now();
         out.text += d;
         pending += d;
         let m;
@@ -192,9 +193,9 @@ export function open(node, content, { headers = {}, extra = {}, path: p = '/v1/c
     req.end(payload);
   });
   const waitEvents = async (n, ms = 5000) => {
-    const end = Date.now() + ms;
+    const end = performance.now() + ms;
     while (out.events.length < n) {
-      if (Date.now() > end) throw new Error(`waited ${ms} ms for ${n} events, got ${out.events.length}: ${out.text.slice(0, 300)}`);
+      if (performance.now() > end) throw new Error(`waited ${ms} ms for ${n} events, got ${out.events.length}: ${out.text.slice(0, 300)}`);
       if (out.endAt) throw new Error(`response ended after ${out.events.length} events (wanted ${n}): ${out.error || out.text.slice(-300)}`);
       await sleep(5);
     }

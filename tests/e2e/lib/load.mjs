@@ -26,11 +26,11 @@ export async function flood(proxy, { n, concurrency = 16, request, spacingMs = 0
     req.on('error', (e) => { add(e.code || e.message); resolve(); });
     req.end(payload);
   });
-  const t0 = Date.now();
+  const t0 = performance.now();
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const wait = t0 + i * spacingMs - Date.now();
+      const wait = t0 + i * spacingMs - performance.now();
       if (spacingMs && wait > 0) await new Promise((r) => setTimeout(r, wait));
       await one(i);
     }

@@ -142,9 +142,9 @@ export async function startMock(opts = {}) {
     },
     /** Resolve once `n` requests were recorded (polling, bounded). */
     async waitForRequests(n, timeoutMs = 5000) {
-      const end = Date.now() + timeoutMs;
+      const end = performance.now() + timeoutMs;
       while (this.requests.length < n) {
-        if (Date.now() > end) throw new Error(`mock: waited ${timeoutMs} ms for ${n} requests, got ${this.requests.length}`);
+        if (performance.now() > end) throw new Error(`mock: waited ${timeoutMs} ms for ${n} requests, got ${this.requests.length}`);
         await sleep(10);
       }
     },

@@ -205,11 +205,11 @@ export async function startProxy(t, opts = {}) {
 
   /** Poll until `pred(proxy)` is truthy. */
   proxy.waitFor = async (pred, timeoutMs = 3000, what = 'condition') => {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     for (;;) {
       const v = pred(proxy);
       if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${proxy.stderr}`);
+      if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${proxy.stderr}`);
       await sleep(20);
     }
   };
@@ -255,7 +255,7 @@ export function request(proxy, { method = 'GET', path: p = '/', headers = {}, bo
     if (!hasCL) hdrs['content-length'] = String(payload.length);
   }
   return new Promise((resolve, reject) => {
-    const started = Date.now();
+    const started = performance.now();
     const req = http.request({
       host,
       port: port || proxy.port,
@@ -276,7 +276,7 @@ export function request(proxy, { method = 'GET', path: p = '/', headers = {}, bo
           text: buf.toString('utf8'),
           cache: res.headers['x-promptcache-status'],
           key: res.headers['x-promptcache-key'],
-          ms: Date.now() - started,
+          ms: performance.now() - started,
         };
         Object.defineProperty(out, 'json', {
           get() {

@@ -93,7 +93,7 @@ export class RawClient {
     this.chunks = []; // {t, data}
     socket.on('data', (d) => {
       this.buf = Buffer.concat([this.buf, d]);
-      this.chunks.push({ t: Date.now(), data: d });
+      this.chunks.push({ t: performance.now(), data: d });
       this.wake();
     });
     socket.on('end', () => { this.markClosed(); });
@@ -102,7 +102,7 @@ export class RawClient {
   }
 
   markClosed() {
-    if (!this.closed) { this.closed = true; this.closedAt = Date.now(); }
+    if (!this.closed) { this.closed = true; this.closedAt = performance.now(); }
     this.wake();
   }
 
@@ -128,11 +128,11 @@ export class RawClient {
 
   /** Wait until `pred()` is true, the socket closed, or timeout; returns pred(). */
   async waitUntil(pred, timeoutMs) {
-    const end = Date.now() + timeoutMs;
-    while (!pred() && !this.closed && Date.now() < end) {
+    const end = performance.now() + timeoutMs;
+    while (!pred() && !this.closed && performance.now() < end) {
       await new Promise((resolve) => {
         const w = () => { this.waiters.delete(w); clearTimeout(timer); resolve(); };
-        const timer = setTimeout(w, Math.max(1, end - Date.now()));
+        const timer = setTimeout(w, Math.max(1, end - performance.now()));
         this.waiters.add(w);
       });
     }

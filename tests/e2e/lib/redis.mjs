@@ -115,10 +115,10 @@ class Server {
 
   /** Poll PING until PONG; false when the process exited first (e.g. the port was taken). */
   async waitUp() {
-    const deadline = Date.now() + START_MS;
+    const deadline = performance.now() + START_MS;
     let gone = false;
     this.exited.then(() => { gone = true; });
-    while (Date.now() < deadline && !gone) {
+    while (performance.now() < deadline && !gone) {
       try {
         if ((await this.cli('PING')) === 'PONG') return true;
       } catch { /* not listening yet */ }
@@ -148,8 +148,8 @@ class Server {
   /** Same port, same directory, no data (nothing is persisted). */
   async restart() {
     await this.stop();
-    const deadline = Date.now() + START_MS;
-    while (Date.now() < deadline) { // the port may linger for a moment
+    const deadline = performance.now() + START_MS;
+    while (performance.now() < deadline) { // the port may linger for a moment
       this.spawnOnce();
       if (await this.waitUp()) return this;
     }
@@ -219,12 +219,12 @@ export async function startRedisCluster(t, { masters = 3, args = [] } = {}) {
   }
   await run('redis-cli', ['--cluster', 'create', ...servers.map((s) => `${HOST}:${s.port}`),
     '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30000 });
-  const deadline = Date.now() + 15000;
+  const deadline = performance.now() + 15000;
   for (const s of servers) {
     for (;;) {
       const info = await s.cli('CLUSTER', 'INFO');
       if (info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${masters}`)) break;
-      if (Date.now() > deadline) throw new Error(`cluster did not converge on port ${s.port}:\n${info}`);
+      if (performance.now() > deadline) throw new Error(`cluster did not converge on port ${s.port}:\n${info}`);
       await sleep(20); // polling interval
     }
   }
