@@ -87,7 +87,7 @@ static struct {
   struct totals base; /* loaded lifetime totals */
   struct pc_prices prices;
   int have_prices;
-  int64_t start_ms;
+  int64_t start_mono_ms; /* uptime is not moved by a clock step */
   const struct pc_config *cfg;
 } S = {.rows_mu = PTHREAD_MUTEX_INITIALIZER, .shared_mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -96,7 +96,7 @@ static struct {
 
 int pc_stats_init(const struct pc_config *cfg) {
   S.cfg = cfg;
-  S.start_ms = pc_now_ms();
+  S.start_mono_ms = pc_mono_ms();
   if (cfg->prices) {
     char err[512];
     int rc = pc_prices_load(cfg->prices, &S.prices, err, sizeof err);
@@ -507,7 +507,7 @@ int pc_stats_json(struct pc_cache *c, pc_buf *out) {
   if (c) pc_cache_count(c, &entries, &bytes);
   current_totals(&life);
   int rc = pc_buf_printf(out, "{\"version\":\"%s\",\"time\":%lld,\"uptime_s\":%lld,", PC_VERSION,
-                         (long long)(pc_now_ms() / 1000), (long long)((pc_now_ms() - S.start_ms) / 1000));
+                         (long long)(pc_now_ms() / 1000), (long long)((pc_mono_ms() - S.start_mono_ms) / 1000));
   if (!rc) rc = totals_block(out, entries, bytes);
   if (!rc) rc = pc_buf_puts(out, ",\"latency\":{");
   if (!rc) rc = hist_json(out, "upstream_ms", &S.up);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 #include "stats.h"
@@ -107,10 +108,13 @@ static void commit_batch(struct pc_writer *w, struct job *jobs) {
   free(items);
 }
 
+/* Whole seconds of the monotonic clock: the periodic work's own clock. */
+static time_t mono_s(void) { return (time_t)(pc_mono_ms() / 1000); }
+
 static void *writer_main(void *arg) {
   struct pc_writer *w = arg;
   uint8_t *touch = malloc((size_t)TOUCH_MAX * 16);
-  time_t last_sync = time(NULL), last_check = last_sync;
+  time_t last_sync = mono_s(), last_check = last_sync;
   size_t written = 0;
   /* Before the first write: a damaged tree turns writes off (cache.h). Stores
    * queue meanwhile; lookups do not wait. */
@@ -119,7 +123,7 @@ static void *writer_main(void *arg) {
   for (;;) {
     while (!w->head && !w->stop && !w->n_touch) {
       struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
+      clock_gettime(CLOCK_MONOTONIC, &ts); /* the cv waits on it: a clock step cannot stall us */
       ts.tv_sec += 1;
       if (pthread_cond_timedwait(&w->cv, &w->mu, &ts)) break; /* timeout: periodic work */
     }
@@ -136,9 +140,9 @@ static void *writer_main(void *arg) {
     if (n_touch) pc_cache_touch_batch(w->cache, touch, n_touch);
     if (w->cfg->sync_batch && jobs)
       pc_cache_sync(w->cache);
-    else if (!w->cfg->sync_batch && time(NULL) != last_sync) {
+    else if (!w->cfg->sync_batch && mono_s() != last_sync) {
       pc_cache_sync(w->cache);
-      last_sync = time(NULL);
+      last_sync = mono_s();
     }
     size_t batch_bytes = 0;
     while (jobs) { /* the waiting responses may end now; the eviction check comes after */
@@ -150,10 +154,10 @@ static void *writer_main(void *arg) {
     /* the size is looked at every EVICT_CHECK_SHARE of --max-size written, or
      * once a second, not after every batch (it reads the whole map's stats) */
     written += batch_bytes;
-    if (batch_bytes && (written >= w->cfg->max_size / EVICT_CHECK_SHARE || time(NULL) != last_check)) {
+    if (batch_bytes && (written >= w->cfg->max_size / EVICT_CHECK_SHARE || mono_s() != last_check)) {
       maybe_evict(w, 0);
       written = 0;
-      last_check = time(NULL);
+      last_check = mono_s();
     }
     pthread_mutex_lock(&w->mu);
     if (stop && !w->head) break;
@@ -173,7 +177,11 @@ int pc_writer_start(pc_cache *c, const struct pc_config *cfg, struct pc_writer *
   w->tail = &w->head;
   w->touch = malloc((size_t)TOUCH_MAX * 16);
   pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
   if (!w->touch || pthread_create(&w->thread, NULL, writer_main, w)) {
     free(w->touch);
     free(w);
