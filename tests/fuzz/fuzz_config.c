@@ -42,7 +42,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void check_config(const struct pc_config *c) {
   FUZZ_CHECK(c->n_listen >= 1 && c->n_listen <= PC_MAX_LISTEN, "%zu listeners", c->n_listen);
-  FUZZ_CHECK(c->upstream && c->db && c->cache_paths.n, "unset defaults");
+  FUZZ_CHECK(c->upstream && c->db && c->redis_prefix, "unset defaults");
+  for (size_t i = 0; i < c->cache_paths.n; i++) /* none: each route's family's own list */
+    FUZZ_CHECK(c->cache_paths.v[i] && c->cache_paths.v[i][0], "cache path %zu empty", i);
   size_t n = strlen(c->upstream);
   FUZZ_CHECK(n && (c->upstream[n - 1] != '/' || c->upstream[n - 2] == '/'), "upstream with a trailing slash: %s",
              c->upstream);
