@@ -60,6 +60,7 @@ struct pc_conn_pool {
   size_t body_budget; /* process-wide bound on buffered request bytes (all pools) */
   struct pc_conn *conns;
   size_t n_conns;
+  struct pc_conn *corked; /* connections with writes of this loop iteration not yet sent */
   int shutting_down;
   /* Shutdown: called when the last connection of the pool is freed. */
   void (*drained)(struct pc_conn_pool *p);
@@ -68,6 +69,10 @@ struct pc_conn_pool {
 
 /* Accept one connection from a listening stream. */
 int pc_conn_accept(struct pc_conn_pool *p, uv_stream_t *server);
+/* Send what connections wrote during this loop iteration (see conn.c:
+ * writes are corked). The server calls it before the loop polls and after
+ * it handled I/O. */
+void pc_conn_pool_flush(struct pc_conn_pool *p);
 /* Shutdown: close idle connections, let busy ones finish and close. */
 void pc_conn_shutdown_all(struct pc_conn_pool *p);
 /* Whether connections gave memory back since the last call (the server
@@ -93,6 +98,11 @@ void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char
 /* Write now what the socket takes (nothing if writes are queued, to keep
  * order); returns the number of bytes written. */
 size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2);
+/* Keep what was written for this response back until it ends
+ * (pc_conn_finish) or is cut (pc_conn_abort), instead of sending it when the
+ * loop iteration ends: for a response whose end waits anyway (a stored miss
+ * waits for its commit), one write instead of two. */
+void pc_conn_hold(struct pc_conn *c);
 /* The response is complete: end it, then read the next request or close. */
 void pc_conn_finish(struct pc_conn *c);
 /* The response cannot be completed (upstream broke mid-body, a write could

@@ -47,15 +47,27 @@ struct pc_conn {
   int in_dispatch;  /* inside conn_parse's dispatch: finish must not re-enter the parser */
   int handles_open; /* tcp + timer still to be closed */
   size_t writes_pending;
-  size_t accounted; /* bytes of this conn counted in the process-wide body budget */
+  struct wreq *cork;                     /* written this loop iteration, not yet handed to libuv */
+  int hold;                              /* keep the cork until the response ends (pc_conn_hold) */
+  struct pc_conn *cork_prev, *cork_next; /* on pool->corked while cork is set */
+  size_t accounted;                      /* bytes of this conn counted in the process-wide body budget */
   void *user;
   struct pc_conn *next, *prev;
   uv_shutdown_t shutdown_req;
 };
 
+/* One uv_write: the blocks it frees when done, the pieces it sends, and room
+ * for small copies (chunk terminators). While it collects a response's pieces
+ * it is the connection's cork (c->cork). */
+#define WREQ_BUFS 8
+#define WREQ_INLINE 64
 struct wreq {
   uv_write_t w;
-  char *block[2];
+  unsigned n_blocks, n_bufs, inline_used;
+  size_t bytes;
+  char *block[WREQ_BUFS];
+  uv_buf_t buf[WREQ_BUFS];
+  char inl[WREQ_INLINE];
 };
 
 static atomic_size_t buffered;  /* request bytes held by all connections (the body budget) */
@@ -80,7 +92,7 @@ void *pc_conn_user(const struct pc_conn *c) { return c->user; }
 void pc_conn_set_user(struct pc_conn *c, void *user) { c->user = user; }
 int pc_conn_will_close(const struct pc_conn *c) { return c->close_after; }
 void pc_conn_close_after(struct pc_conn *c) { c->close_after = 1; }
-size_t pc_conn_queued(const struct pc_conn *c) { return c->tcp.write_queue_size; }
+size_t pc_conn_queued(const struct pc_conn *c) { return c->tcp.write_queue_size + (c->cork ? c->cork->bytes : 0); }
 
 /* ---- the body budget ---- */
 
@@ -325,16 +337,25 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     stop_reading(c); /* resume after this response */
 }
 
-/* ---- writing ---- */
+/* ---- writing ----
+ * Writes are corked: the pieces a response gets during one loop iteration
+ * (head, body, chunk terminator; several hits' answers on a pipelined
+ * connection) go out in one writev when the iteration ends
+ * (pc_conn_pool_flush, from the server's prepare and check handles), when
+ * the response finishes, or when the cork is full. Nothing waits longer than
+ * the iteration that wrote it. */
 
 static void unblock(struct pc_conn *c);
+
+static void wreq_free(struct wreq *wr) {
+  for (unsigned i = 0; i < wr->n_blocks; i++) free(wr->block[i]);
+  free(wr);
+}
 
 static void write_cb(uv_write_t *w, int status) {
   struct wreq *wr = (struct wreq *)w;
   struct pc_conn *c = w->data;
-  free(wr->block[0]);
-  free(wr->block[1]);
-  free(wr);
+  wreq_free(wr);
   c->writes_pending--;
   if (status < 0)
     conn_close(c);
@@ -342,30 +363,95 @@ static void write_cb(uv_write_t *w, int status) {
     unblock(c);
 }
 
-void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2) {
-  struct wreq *wr = c->state == CONN_CLOSED ? NULL : malloc(sizeof *wr);
-  if (!wr) {
-    free(b1);
-    free(b2);
-    if (c->state != CONN_CLOSED) conn_close(c);
-    return;
+static void cork_unlink(struct pc_conn *c) {
+  if (c->cork_prev)
+    c->cork_prev->cork_next = c->cork_next;
+  else
+    c->pool->corked = c->cork_next;
+  if (c->cork_next) c->cork_next->cork_prev = c->cork_prev;
+  c->cork_prev = c->cork_next = NULL;
+}
+
+/* Send the corked pieces: at once with one writev when nothing is queued
+ * (the usual case: no write request, no callback, no change of the epoll
+ * set), the rest through a uv_write. */
+static void cork_flush(struct pc_conn *c) {
+  struct wreq *wr = c->cork;
+  if (!wr) return;
+  cork_unlink(c);
+  c->cork = NULL;
+  uv_buf_t *b = wr->buf;
+  unsigned nb = wr->n_bufs;
+  if (!c->writes_pending && c->tcp.write_queue_size == 0) {
+    int n = uv_try_write((uv_stream_t *)&c->tcp, b, nb);
+    size_t done = n > 0 ? (size_t)n : 0;
+    for (; nb && done >= b->len; nb--, b++) done -= b->len;
+    if (nb == 0) {
+      wreq_free(wr);
+      return;
+    }
+    b->base += done; /* the part of b that was written */
+    b->len -= done;
   }
-  wr->block[0] = b1;
-  wr->block[1] = b2;
-  wr->w.data = c;
-  uv_buf_t b[2] = {uv_buf_init((char *)p1, (unsigned)n1), uv_buf_init((char *)p2, (unsigned)n2)};
-  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, n2 ? 2 : 1, write_cb)) {
-    free(b1);
-    free(b2);
-    free(wr);
+  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, nb, write_cb)) {
+    wreq_free(wr);
     conn_close(c);
     return;
   }
   c->writes_pending++;
 }
 
+void pc_conn_pool_flush(struct pc_conn_pool *p) {
+  for (struct pc_conn *c = p->corked, *next; c; c = next) {
+    next = c->cork_next; /* (a flush never closes another connection) */
+    if (!c->hold) cork_flush(c);
+  }
+}
+
+void pc_conn_hold(struct pc_conn *c) {
+  if (c->state == CONN_WORKING) c->hold = 1;
+}
+
+/* The cork, with room for `bufs` more pieces and `blocks` more blocks. */
+static struct wreq *cork_room(struct pc_conn *c, unsigned bufs, unsigned blocks) {
+  if (c->cork && (c->cork->n_bufs + bufs > WREQ_BUFS || c->cork->n_blocks + blocks > WREQ_BUFS)) cork_flush(c);
+  if (c->state == CONN_CLOSED) return NULL;
+  if (!c->cork) {
+    struct wreq *wr = malloc(sizeof *wr);
+    if (!wr) return NULL;
+    wr->n_blocks = wr->n_bufs = wr->inline_used = 0;
+    wr->bytes = 0;
+    wr->w.data = c;
+    c->cork = wr;
+    c->cork_prev = NULL;
+    c->cork_next = c->pool->corked;
+    if (c->cork_next) c->cork_next->cork_prev = c;
+    c->pool->corked = c;
+  }
+  return c->cork;
+}
+
+static void cork_piece(struct wreq *wr, const char *p, size_t n) {
+  wr->buf[wr->n_bufs++] = uv_buf_init((char *)p, (unsigned)n);
+  wr->bytes += n;
+}
+
+void pc_conn_write2(struct pc_conn *c, char *b1, const char *p1, size_t n1, char *b2, const char *p2, size_t n2) {
+  struct wreq *wr = c->state == CONN_CLOSED ? NULL : cork_room(c, 2, 2);
+  if (!wr) {
+    free(b1);
+    free(b2);
+    if (c->state != CONN_CLOSED) conn_close(c);
+    return;
+  }
+  if (b1) wr->block[wr->n_blocks++] = b1;
+  if (b2) wr->block[wr->n_blocks++] = b2;
+  if (n1) cork_piece(wr, p1, n1);
+  if (n2) cork_piece(wr, p2, n2);
+}
+
 size_t pc_conn_try_write(struct pc_conn *c, const char *p1, size_t n1, const char *p2, size_t n2) {
-  if (c->state == CONN_CLOSED || c->writes_pending) return 0;
+  if (c->state == CONN_CLOSED || c->writes_pending || c->cork) return 0;
   uv_buf_t b[2] = {uv_buf_init((char *)p1, (unsigned)n1), uv_buf_init((char *)p2, (unsigned)n2)};
   int w = uv_try_write((uv_stream_t *)&c->tcp, b, n2 ? 2 : 1);
   return w > 0 ? (size_t)w : 0;
@@ -376,7 +462,29 @@ void pc_conn_write_own(struct pc_conn *c, char *block, const char *p, size_t n) 
 }
 
 void pc_conn_write_copy(struct pc_conn *c, const void *p, size_t n) {
-  if (n == 0) return;
+  if (n == 0 || c->state == CONN_CLOSED) return;
+  if (n <= WREQ_INLINE) { /* small: into the cork itself */
+    struct wreq *wr = cork_room(c, 1, 0);
+    if (wr && wr->inline_used + n > WREQ_INLINE) {
+      cork_flush(c);
+      wr = cork_room(c, 1, 0);
+    }
+    if (!wr) {
+      if (c->state != CONN_CLOSED) conn_close(c);
+      return;
+    }
+    char *dst = wr->inl + wr->inline_used;
+    memcpy(dst, p, n);
+    wr->inline_used += (unsigned)n;
+    uv_buf_t *last = wr->n_bufs ? &wr->buf[wr->n_bufs - 1] : NULL;
+    if (last && last->base + last->len == dst) { /* follows the previous copy: one piece */
+      last->len += n;
+      wr->bytes += n;
+    } else {
+      cork_piece(wr, dst, n);
+    }
+    return;
+  }
   char *block = malloc(n);
   if (!block) {
     conn_close(c);
@@ -420,6 +528,8 @@ static void unblock(struct pc_conn *c) { next_request(c); }
  * and discard what the client still sends until it closes or the linger
  * ends (so it reads our answer instead of a reset). */
 static void drain(struct pc_conn *c) {
+  cork_flush(c); /* before the shutdown, which must follow every write */
+  if (c->state == CONN_CLOSED) return;
   conn_set_state(c, CONN_DRAINING);
   conn_arm_timer(c);
   c->shutdown_req.data = c;
@@ -431,6 +541,9 @@ static void drain(struct pc_conn *c) {
 
 void pc_conn_finish(struct pc_conn *c) {
   if (c->state != CONN_WORKING) return;
+  c->hold = 0;
+  cork_flush(c); /* the whole response in one write; queued bytes counted below */
+  if (c->state == CONN_CLOSED) return;
   end_request(c);
   if (c->close_after) {
     drain(c);
@@ -459,6 +572,9 @@ static void close_cb(uv_handle_t *h) {
 }
 
 static void conn_close(struct pc_conn *c) {
+  if (c->state == CONN_CLOSED) return;
+  c->hold = 0;
+  cork_flush(c); /* what was written goes out (a cut response shows its cut) */
   if (c->state == CONN_CLOSED) return;
   conn_set_state(c, CONN_CLOSED);
   end_request(c);

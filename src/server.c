@@ -32,8 +32,9 @@ struct pc_worker {
   uv_tcp_t listeners[PC_MAX_LISTEN];
   size_t n_listeners;
   struct pc_conn_pool pool;
-  void *app;            /* the application's state for this loop */
-  uv_check_t log_check; /* flushes this thread's access log once per iteration */
+  void *app;                  /* the application's state for this loop */
+  uv_check_t log_check;       /* after I/O: sends corked writes, flushes the access log */
+  uv_prepare_t flush_prepare; /* before polling: sends what timers and close callbacks wrote */
   uv_signal_t sigint, sigterm;
   uv_timer_t tick;
   int shutting_down;
@@ -144,6 +145,7 @@ void pc_server_check_done(struct pc_worker *w) {
   }
   uv_close((uv_handle_t *)&w->stop_async, NULL);
   uv_close((uv_handle_t *)&w->log_check, NULL);
+  uv_close((uv_handle_t *)&w->flush_prepare, NULL);
   if (w->app) app->loop_close(w->app);
 }
 
@@ -179,7 +181,16 @@ static void on_signal(uv_signal_t *s, int signum) {
   begin_shutdown(w);
 }
 
-static void on_log_check(uv_check_t *h) { pc_log_flush(); }
+static void on_log_check(uv_check_t *h) {
+  struct pc_worker *w = h->data;
+  pc_conn_pool_flush(&w->pool);
+  pc_log_flush();
+}
+
+static void on_flush_prepare(uv_prepare_t *h) {
+  struct pc_worker *w = h->data;
+  pc_conn_pool_flush(&w->pool);
+}
 
 /* Every second: hand freed heap pages back after connections went idle,
  * and the application's periodic work. */
@@ -219,8 +230,13 @@ static int worker_init(struct pc_server *srv, int index) {
   uv_async_init(w->loop, &w->stop_async, on_stop_async);
   w->stop_async.data = w;
   uv_check_init(w->loop, &w->log_check);
+  w->log_check.data = w;
   uv_check_start(&w->log_check, on_log_check);
   uv_unref((uv_handle_t *)&w->log_check);
+  uv_prepare_init(w->loop, &w->flush_prepare);
+  w->flush_prepare.data = w;
+  uv_prepare_start(&w->flush_prepare, on_flush_prepare);
+  uv_unref((uv_handle_t *)&w->flush_prepare);
   w->pool = (struct pc_conn_pool){.loop = w->loop,
                                   .ops = srv->app->conn_ops,
                                   .max_body = cfg->max_body,
