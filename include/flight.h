@@ -39,6 +39,9 @@ struct pc_sub_ops {
   /* 0: the response is complete; else a PC_EUP* code. The subscription is
    * over when this returns. */
   void (*on_end)(struct pc_sub *s, int rc, int64_t upstream_us);
+  /* Optional: the whole body was delivered and on_end waits for the entry's
+   * commit (a subscriber may keep its output back to send it with the end). */
+  void (*on_storing)(struct pc_sub *s);
 };
 
 /* A subscriber's handle, embedded in whoever subscribes. */

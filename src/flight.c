@@ -529,7 +529,11 @@ static void complete(struct pc_flight *f, int rc, int delimited, int64_t upstrea
   f->rc = rc;
   if (!will_store) unregister_locked(f); /* nothing will be stored: the next identical request goes upstream */
   unlock(f);
-  if (will_store && store(f)) return;
+  if (will_store && store(f)) {
+    for (struct pc_sub *s = f->subs; s; s = s->next)
+      if (s->ops->on_storing) s->ops->on_storing(s);
+    return;
+  }
   finish(f);
 }
 

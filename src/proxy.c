@@ -138,7 +138,14 @@ static void sub_end(struct pc_sub *s, int rc, int64_t upstream_us) {
     pc_respond_error(x, 502, "upstream_error", "upstream sent an invalid or incomplete response");
 }
 
-static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end};
+/* The end waits for the commit: the response's last bytes go out with it,
+ * in one write (see pc_conn_hold). */
+static void sub_storing(struct pc_sub *s) {
+  struct pc_exchange *x = x_of(s);
+  if (!x->swallow) pc_conn_hold(x->conn);
+}
+
+static const struct pc_sub_ops sub_ops = {sub_head, sub_body, sub_end, sub_storing};
 
 /* ---- request analysis ---- */
 
