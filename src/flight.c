@@ -529,10 +529,10 @@ static void complete(struct pc_flight *f, int rc, int delimited, int64_t upstrea
   f->rc = rc;
   if (!will_store) unregister_locked(f); /* nothing will be stored: the next identical request goes upstream */
   unlock(f);
-  if (will_store && store(f)) {
+  if (will_store) { /* before store(): a full writer queue finishes (frees) f inside it */
     for (struct pc_sub *s = f->subs; s; s = s->next)
       if (s->ops->on_storing) s->ops->on_storing(s);
-    return;
+    if (store(f)) return;
   }
   finish(f);
 }
