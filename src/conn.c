@@ -38,17 +38,18 @@ struct pc_conn {
   struct pc_http http;
   struct pc_req req;
   enum conn_state state;
-  pc_buf in;        /* received, not yet parsed */
-  int request_open; /* ops->request or ->reject ran and ops->end has not */
-  int close_after;  /* close once the current response is written */
-  int read_stopped;
-  int peer_eof;     /* the client half-closed: answer, then close */
-  int trimmed;      /* idle and its request buffers already given back */
-  int in_dispatch;  /* inside conn_parse's dispatch: finish must not re-enter the parser */
-  int handles_open; /* tcp + timer still to be closed */
+  pc_buf in; /* received, not yet parsed */
+  /* flags (bits: 10k idle connections are 10k of these) */
+  unsigned request_open : 1; /* ops->request or ->reject ran and ops->end has not */
+  unsigned close_after : 1;  /* close once the current response is written */
+  unsigned read_stopped : 1;
+  unsigned peer_eof : 1;    /* the client half-closed: answer, then close */
+  unsigned trimmed : 1;     /* idle and its request buffers already given back */
+  unsigned in_dispatch : 1; /* inside conn_parse's dispatch: finish must not re-enter the parser */
+  unsigned hold : 1;        /* keep the cork until the response ends (pc_conn_hold) */
+  int handles_open;         /* tcp + timer still to be closed */
   size_t writes_pending;
   struct wreq *cork;                     /* written this loop iteration, not yet handed to libuv */
-  int hold;                              /* keep the cork until the response ends (pc_conn_hold) */
   struct pc_conn *cork_prev, *cork_next; /* on pool->corked while cork is set */
   size_t accounted;                      /* bytes of this conn counted in the process-wide body budget */
   void *user;
