@@ -295,8 +295,21 @@ static void on_body(void *ud, const char *p, size_t n) {
   deliver_body(f, p, n, t);
 }
 
+/* Whether a head's Content-Type line says text/event-stream (one pass over
+ * the line starts: no substring search, and a value elsewhere never counts). */
 static int is_event_stream(const pc_buf *head) {
-  return head->data && strcasestr(head->data, "content-type: text/event-stream") != NULL;
+  static const char name[] = "content-type:", type[] = "text/event-stream";
+  const size_t nn = sizeof name - 1, tn = sizeof type - 1;
+  for (const char *p = head->data, *end = p ? p + head->len : NULL; p && p < end;) {
+    if ((size_t)(end - p) > nn && !strncasecmp(p, name, nn)) {
+      const char *v = p + nn;
+      while (v < end && (*v == ' ' || *v == '\t')) v++;
+      return (size_t)(end - v) >= tn && !strncasecmp(v, type, tn);
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
+  return 0;
 }
 
 static void finish(struct pc_flight *f) {
