@@ -5,6 +5,9 @@
 #define PC_UTF8_H
 
 #include <stddef.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 if there is
  * none within n bytes. */
@@ -19,6 +22,28 @@ static inline size_t pc_utf8_seq(const unsigned char *p, size_t n) {
   if (c == 0xED && p[1] > 0x9F) return 0;                                 /* surrogate */
   if (c == 0xF4 && p[1] > 0x8F) return 0;                                 /* > U+10FFFF */
   return len;
+}
+
+/* First byte in [p, e) that ends a plain run of a JSON string: `"`, `\`, a
+ * control byte or a non-ASCII byte (which needs UTF-8 validation); e if
+ * none. Sixteen bytes at a time where SSE2 is there. */
+static inline const unsigned char *pc_json_plain_end(const unsigned char *p, const unsigned char *e) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (e - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* signed compare: bytes >= 0x80 are negative, so one test catches both
+     * control bytes and non-ASCII */
+    __m128i m =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
+    int mask = _mm_movemask_epi8(m);
+    if (mask) return p + __builtin_ctz((unsigned)mask);
+    p += 16;
+  }
+#endif
+  while (p < e && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+  return p;
 }
 
 static inline int pc_utf8_valid(const char *s, size_t n) {

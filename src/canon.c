@@ -42,10 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "error.h"
 
 enum node_type { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ };
@@ -113,27 +109,6 @@ static void skip_ws(struct parser *ps) {
   ps->p = p;
 }
 
-/* First byte in [p, e) that ends a plain string run: `"`, `\`, a control byte or
- * a non-ASCII byte (which needs UTF-8 validation). Returns e if none. */
-static const unsigned char *find_special(const unsigned char *p, const unsigned char *e) {
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-  const __m128i space = _mm_set1_epi8(0x20);
-  while (e - p >= 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    /* signed compare: bytes >= 0x80 are negative, so one test catches both
-     * control bytes and non-ASCII */
-    __m128i m =
-        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)), _mm_cmplt_epi8(v, space));
-    int mask = _mm_movemask_epi8(m);
-    if (mask) return p + __builtin_ctz((unsigned)mask);
-    p += 16;
-  }
-#endif
-  while (p < e && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
-  return p;
-}
-
 /* Past one strictly valid UTF-8 sequence starting at a non-ASCII lead byte, or NULL. */
 static const unsigned char *utf8_next(const unsigned char *p, const unsigned char *e) {
   size_t k = pc_utf8_seq(p, (size_t)(e - p));
@@ -179,7 +154,7 @@ enum { ESC_NONE, ESC_CANONICAL, ESC_DECODE };
 static int scan_str(const unsigned char *p, const unsigned char *e, const unsigned char **q, int *esc) {
   *esc = ESC_NONE;
   for (;;) {
-    p = find_special(p, e);
+    p = pc_json_plain_end(p, e);
     if (p == e) return PC_EJSON;
     unsigned char c = *p;
     if (c == '"') {
@@ -256,7 +231,7 @@ static char *put_escape(char *d, unsigned char c) {
 static int needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
 
 /* Copy the plain run at *pp to *dp, stopping at the next special byte (see
- * find_special) or e. Whole 16-byte vectors are stored: callers guarantee the
+ * pc_json_plain_end) or e. Whole 16-byte vectors are stored: callers guarantee the
  * destination never gets ahead of the source and has room for the rest of the
  * source, so the stores stay in bounds. */
 static void copy_plain(const unsigned char **pp, const unsigned char *e, char **dp) {

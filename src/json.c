@@ -204,30 +204,13 @@ static int decode_body(struct parser *ps, const unsigned char *e, char *dst, siz
   return 0;
 }
 
-/* Past the bytes that stand for themselves in a JSON string (printable
- * ASCII but '"' and '\\'), eight at a time. */
-static const unsigned char *plain_run(const unsigned char *p, const unsigned char *e) {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  while (e - p >= 8) {
-    uint64_t w;
-    memcpy(&w, p, 8);
-    uint64_t ctl = (w - ones * 0x20) & ~w & highs; /* a byte < 0x20 (or >= 0x80, caught below) */
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    uint64_t stop = ctl | (w & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs);
-    if (stop) break;
-    p += 8;
-  }
-  while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-  return p;
-}
-
 /* A string without escapes (the common case): its end in one pass, UTF-8
  * checked on the way, copied at once. Returns 0 with the string, 1 when the
  * general path must decide (an escape, a control byte, bad UTF-8, no end). */
 static int plain_string(struct parser *ps, const char **out, size_t *len) {
   const unsigned char *p = ps->p + 1, *q = p, *e = ps->e;
   for (;;) {
-    q = plain_run(q, e);
+    q = pc_json_plain_end(q, e);
     if (q >= e || *q == '\\' || *q < 0x20) return 1;
     if (*q == '"') break;
     size_t k = pc_utf8_seq(q, (size_t)(e - q));
