@@ -198,6 +198,35 @@ test('a folded header line (obs-fold) reaches the client as one line', async (t)
   assert.equal(r.text, '{}');
 });
 
+test('an event stream is told by its Content-Type line (any spacing), never by text in another header', async (t) => {
+  const { mock, proxy } = await setup(t);
+  const sse = 'data: {"id":"s","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n' +
+    'data: {"id":"s","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n';
+  answerFor(mock, 'tight sse', (req) => {
+    req.socket.end(`HTTP/1.1 200 OK\r\nContent-Type:text/event-stream\r\nContent-Length: ${Buffer.byteLength(sse)}\r\n\r\n${sse}`);
+  });
+  const a = await chat(proxy, 'tight sse');
+  assert.equal(a.status, 200);
+  assert.equal(a.text, sse);
+  const b = await chat(proxy, 'tight sse');
+  assert.equal(b.cache, 'HIT', 'a whole event stream is stored although its head says Content-Type:text/event-stream without a space');
+  assert.equal(b.text, sse);
+  assert.equal(b.headers['transfer-encoding'], 'chunked', 'and replayed as a stream, chunk by chunk');
+
+  const json = '{"id":"j","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}';
+  answerFor(mock, 'note header', (req) => {
+    req.socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Note: content-type: text/event-stream\r\n' +
+      `Content-Length: ${json.length}\r\n\r\n${json}`);
+  });
+  const c = await chat(proxy, 'note header');
+  assert.equal(c.text, json);
+  const d = await chat(proxy, 'note header');
+  assert.equal(d.cache, 'HIT', 'a JSON answer is stored as JSON whatever another header says');
+  assert.equal(d.text, json);
+  assert.equal(d.headers['content-length'], String(json.length));
+  assert.equal(mock.count(), 2);
+});
+
 test('a response header block over 256 KiB is refused with 502', async (t) => {
   const { mock, proxy } = await setup(t);
   answerFor(mock, 'huge head', (req, res) => {
