@@ -102,10 +102,11 @@ size_t pc_conn_queued(const struct pc_conn *c) { return c->tcp.write_queue_size 
 static int account(struct pc_conn *c) {
   size_t now = c->in.cap + c->req.body.cap;
   size_t before = c->accounted;
+  if (now == before) return 0; /* the usual case (a hit): no shared atomic touched */
   c->accounted = now;
-  if (now >= before) {
+  if (now > before) {
     size_t total = atomic_fetch_add_explicit(&buffered, now - before, memory_order_relaxed) + (now - before);
-    return now > before && total > c->pool->body_budget;
+    return total > c->pool->body_budget;
   }
   atomic_fetch_sub_explicit(&buffered, before - now, memory_order_relaxed);
   return 0;
