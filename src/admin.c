@@ -86,8 +86,7 @@ int pc_admin_purge_selector(const struct pc_json *r, struct pc_purge_sel *s, cha
   }
   if (older && (pc_config_parse_duration(older, &s->older_than_ms) || s->older_than_ms <= 0))
     return snprintf(err, errlen, "older_than must be a duration like 7d"), -1;
-  if ((s->all != 0) + (s->has_key != 0) + (s->ns != NULL) + (s->older_than_ms > 0) != 1)
-    return snprintf(err, errlen, "give exactly one of all, key, namespace, older_than"), -1;
+  if (!pc_purge_sel_valid(s)) return snprintf(err, errlen, "give exactly one of all, key, namespace, older_than"), -1;
   return 0;
 }
 

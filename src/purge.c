@@ -31,13 +31,9 @@ static int collect_cb(void *ud, const uint8_t key[16], const void *val, size_t l
   return want(col, val, len) ? pc_buf_append(&col->keys, key, 16) : 0;
 }
 
-static int selectors(const struct pc_purge_sel *s) {
-  return (s->all != 0) + (s->has_key != 0) + (s->ns != NULL) + (s->older_than_ms > 0);
-}
-
 int pc_purge(pc_cache *c, const struct pc_purge_sel *sel, size_t *purged) {
   *purged = 0;
-  if (selectors(sel) != 1) return PC_EINVAL;
+  if (!pc_purge_sel_valid(sel)) return PC_EINVAL;
   if (sel->has_key) {
     int rc = pc_cache_del(c, sel->key);
     if (!rc) *purged = 1;
