@@ -25,7 +25,6 @@ struct pc_fleet {
   unsigned ticks;
   int was_up;
   int reading; /* a fleet stats read is pending */
-  struct pc_fleet_node sum;
   pc_buf rows; /* struct pc_fleet_node[] of the read in progress */
 };
 

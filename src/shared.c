@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "error.h"
 #include "json.h"
+#include "key.h"
 #include "purge.h"
 
 #define KEY_MAX (PC_SHARED_MAX_PREFIX + 48)
@@ -156,7 +157,6 @@ struct watch {
 };
 
 struct pc_shared {
-  uv_loop_t *loop;
   struct pc_redis *r;
   uv_timer_t timer;
   char prefix[PC_SHARED_MAX_PREFIX + 1];
@@ -212,38 +212,8 @@ struct pc_shared_follow {
 
 /* ---- Small helpers --------------------------------------------------------- */
 
-static int64_t mono_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
-
-static void hex_of(const uint8_t *p, size_t n, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static int hex_digit(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-static int key_from_hex(const char *h, size_t n, uint8_t key[16]) {
-  if (n != 32) return PC_EINVAL;
-  for (size_t i = 0; i < 16; i++) {
-    int hi = hex_digit((unsigned char)h[2 * i]), lo = hex_digit((unsigned char)h[2 * i + 1]);
-    if (hi < 0 || lo < 0) return PC_EINVAL;
-    key[i] = (uint8_t)(hi << 4 | lo);
-  }
-  return 0;
-}
-
 static void ns_hash(const char *ns, size_t n, char out[17]) {
-  uint8_t b[8];
-  uint64_t h = XXH3_64bits(ns, n);
-  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(h >> (56 - 8 * i));
-  hex_of(b, 8, out);
+  snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits(ns, n));
 }
 
 /* Bounded copy of a reply string into a NUL-terminated buffer: 0, or -1 when it does not fit. */
@@ -270,32 +240,29 @@ static int parse_i64(const char *p, size_t n, int64_t *out) {
 
 static void entry_key(const struct pc_shared *s, const uint8_t key[16], char out[KEY_MAX]) {
   char hex[33];
-  hex_of(key, 16, hex);
+  pc_key_hex((const struct pc_key *)key, hex);
   snprintf(out, KEY_MAX, "%se:%s", s->prefix, hex);
 }
 
 /* The lease and the stream of a key share the hash tag {hex}: one slot. */
 static void flight_keys(const struct pc_shared *s, const uint8_t key[16], char lkey[KEY_MAX], char skey[KEY_MAX]) {
   char hex[33];
-  hex_of(key, 16, hex);
+  pc_key_hex((const struct pc_key *)key, hex);
   snprintf(lkey, KEY_MAX, "%sl:{%s}", s->prefix, hex);
   snprintf(skey, KEY_MAX, "%ss:{%s}", s->prefix, hex);
 }
 
 /* "<node_id>:<16 random hex>": unique across the fleet, the epoch of one leader. */
 static void new_token(const struct pc_shared *s, char out[TOKEN_MAX]) {
-  uint8_t b[8];
-  char hex[17];
-  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-    uint64_t t = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
-    memcpy(b, &t, sizeof b);
-  }
-  hex_of(b, sizeof b, hex);
-  snprintf(out, TOKEN_MAX, "%s:%s", s->node_id, hex);
+  uint64_t r;
+  if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = uv_hrtime() ^ (uint64_t)(uintptr_t)out;
+  snprintf(out, TOKEN_MAX, "%s:%016llx", s->node_id, (unsigned long long)r);
 }
 
 /* ---- Commands -------------------------------------------------------------- */
 
+/* A command's arguments. Declared, then `.n = 0`: the arrays (4 KiB) are
+ * filled from the front and never need zeroing. */
 struct args {
   int n;
   const char *v[ARGS_MAX];
@@ -351,6 +318,18 @@ static void count_fail(struct pc_shared *s, int rc) {
 /* Fire-and-forget commands: only counted. */
 static void on_ignored(void *ud, int rc, const redisReply *rep) { count_fail(ud, reply_rc(rc, rep)); }
 
+/* PEXPIRE key ms, fire-and-forget. */
+static void pexpire(struct pc_shared *s, const char *key, long long ms) {
+  struct args a;
+  char ttl[24];
+  a.n = 0;
+  snprintf(ttl, sizeof ttl, "%lld", ms);
+  arg_s(&a, "PEXPIRE");
+  arg_s(&a, key);
+  arg_s(&a, ttl);
+  count_fail(s, send_cmd(s, &a, 1, on_ignored, s));
+}
+
 static int is_str(const redisReply *r) { return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS); }
 
 /* ---- Timer: everything due by time ------------------------------------------- */
@@ -379,7 +358,7 @@ static void sched(struct pc_shared *s) {
     uv_timer_stop(&s->timer);
     return;
   }
-  now = mono_ms();
+  now = pc_mono_ms();
   uv_timer_start(&s->timer, on_timer, (uint64_t)(next > now ? next - now : 0), 0);
 }
 
@@ -406,7 +385,7 @@ static int run_one_due(struct pc_shared *s, int64_t now) {
 
 static void on_timer(uv_timer_t *t) {
   struct pc_shared *s = t->data;
-  int64_t now = mono_ms();
+  int64_t now = pc_mono_ms();
   while (!s->closing && run_one_due(s, now)) {
   }
   sched(s);
@@ -458,7 +437,6 @@ int pc_shared_create(uv_loop_t *loop, const struct pc_shared_config *cfg, struct
   *out = NULL;
   s = calloc(1, sizeof *s);
   if (!s) return PC_ENOMEM;
-  s->loop = loop;
   snprintf(s->prefix, sizeof s->prefix, "%s", cfg->prefix ? cfg->prefix : PC_SHARED_DEFAULT_PREFIX);
   snprintf(s->node_id, sizeof s->node_id, "%s", cfg->node_id);
   s->max_value = cfg->max_value ? cfg->max_value : PC_SHARED_DEFAULT_MAX_VALUE;
@@ -543,7 +521,8 @@ static void get_done(void *ud, int rc, const redisReply *rep) {
 }
 
 int pc_shared_get(struct pc_shared *s, const uint8_t key[16], pc_shared_get_cb cb, void *ud) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char k[KEY_MAX];
   struct get_op *g;
   int rc;
@@ -585,7 +564,8 @@ static void put_finish(struct put_op *p, int rc) {
 
 /* The entry could not be indexed: a purge would never find it, so it goes. */
 static void put_undo(struct put_op *p) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char k[KEY_MAX];
   entry_key(p->s, p->key, k);
   arg_s(&a, "UNLINK");
@@ -602,9 +582,10 @@ static void put_indexed(void *ud, int rc, const redisReply *rep) {
 
 static int put_index(struct put_op *p) {
   struct pc_shared *s = p->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char nk[4], hex[33], created[24], ttl[24];
-  hex_of(p->key, 16, hex);
+  pc_key_hex((const struct pc_key *)p->key, hex);
   snprintf(created, sizeof created, "%lld", (long long)p->created_ms);
   snprintf(ttl, sizeof ttl, "%lld", (long long)p->ttl_ms);
   eval_args(&a, PUT_INDEX, nk, IX_N, s->ix);
@@ -630,7 +611,8 @@ static void put_stored(void *ud, int rc, const redisReply *rep) {
 }
 
 static int put_send(struct put_op *p, const char *val, size_t n) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char k[KEY_MAX], ttl[24];
   entry_key(p->s, p->key, k);
   arg_s(&a, "SET");
@@ -753,7 +735,8 @@ static void removed(void *ud, int rc, const redisReply *rep) {
 
 static void round_remove(struct purge *p) {
   struct pc_shared *s = p->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char nk[4];
   int rc;
   eval_args(&a, REMOVE, nk, IX_N, s->ix);
@@ -782,7 +765,8 @@ static void unlinked(void *ud, int rc, const redisReply *rep) {
 }
 
 static int unlink_key(struct purge *p, const char *key, size_t len, pc_redis_cb cb, void *ud) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   arg_s(&a, "UNLINK");
   arg(&a, key, len);
   return send_cmd(p->s, &a, 1, cb, ud);
@@ -829,7 +813,8 @@ static void round_read(void *ud, int rc, const redisReply *rep) {
 static int round_send(struct purge *p) {
   static const char *const mode[] = {"all", "key", "ns", "age"};
   struct pc_shared *s = p->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char nk[4], keys[3][KEY_MAX], limit[8];
   int rc;
   snprintf(limit, sizeof limit, "%d", p->kind == P_KEY ? 1 : PURGE_BATCH);
@@ -912,7 +897,8 @@ static void scanned(void *ud, int rc, const redisReply *rep) {
 
 static int scan_send(struct scan *sc) {
   struct purge *p = sc->p;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   int rc;
   arg_s(&a, "SCAN");
   arg_s(&a, sc->cursor);
@@ -953,7 +939,8 @@ static void ix_dropped(void *ud, int rc, const redisReply *rep) {
  * index member without its entry (harmless), never an entry without one. */
 static int purge_all(struct purge *p) {
   struct pc_shared *s = p->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   int rc;
   arg_s(&a, "DEL");
   for (int i = 0; i < IX_N; i++) arg_s(&a, s->ix[i]);
@@ -974,7 +961,8 @@ static void published(void *ud, int rc, const redisReply *rep) {
 
 static void logged(void *ud, int rc, const redisReply *rep) {
   struct purge *p = ud;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   p->pending--;
   rc = reply_rc(rc, rep);
   if (!rc && !is_str(rep)) rc = PC_EPROTO;
@@ -993,7 +981,8 @@ static void logged(void *ud, int rc, const redisReply *rep) {
 
 static void purge_log(struct purge *p) {
   struct pc_shared *s = p->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   int rc;
   char maxlen[16];
   if (!p->log) {
@@ -1018,10 +1007,6 @@ static void purge_log(struct purge *p) {
     p->pending++;
 }
 
-static int selectors(const struct pc_purge_sel *sel) {
-  return (sel->all != 0) + (sel->has_key != 0) + (sel->ns != NULL) + (sel->older_than_ms > 0);
-}
-
 /* kind, arg and the JSON selector; the cutoff of an age purge is absolute. */
 static int purge_describe(struct purge *p, const struct pc_purge_sel *sel) {
   int rc = 0;
@@ -1031,7 +1016,7 @@ static int purge_describe(struct purge *p, const struct pc_purge_sel *sel) {
     rc = pc_buf_puts(&p->sel, "{\"all\":true}");
   } else if (sel->has_key) {
     p->kind = P_KEY;
-    hex_of(sel->key, 16, p->arg);
+    pc_key_hex((const struct pc_key *)sel->key, p->arg);
     rc = pc_buf_printf(&p->sel, "{\"key\":\"%s\"}", p->arg);
   } else if (sel->ns) {
     p->kind = P_NS;
@@ -1053,7 +1038,7 @@ int pc_shared_purge(struct pc_shared *s, const struct pc_purge_sel *sel,
                     void (*done)(void *ud, int rc, size_t deleted_in_redis), void *ud) {
   struct purge *p;
   int rc;
-  if (!s || !sel || !done || selectors(sel) != 1) return PC_EINVAL;
+  if (!s || !sel || !done || !pc_purge_sel_valid(sel)) return PC_EINVAL;
   if (s->closing) return PC_ECANCELED;
   p = calloc(1, sizeof *p);
   if (!p) return PC_ENOMEM;
@@ -1084,7 +1069,7 @@ int pc_shared_del(struct pc_shared *s, const uint8_t key[16], pc_shared_done_cb 
   p->kind = P_KEY;
   p->del_cb = cb;
   p->ud = ud;
-  hex_of(key, 16, p->arg);
+  pc_key_hex((const struct pc_key *)key, p->arg);
   rc = round_send(p);
   if (rc) {
     free(p);
@@ -1108,7 +1093,7 @@ static void watch_idle(struct pc_shared *s, int64_t delay) {
     watch_catch_up(s);
     return;
   }
-  w->due = mono_ms() + delay;
+  w->due = pc_mono_ms() + delay;
   sched(s);
 }
 
@@ -1122,7 +1107,7 @@ static void watch_apply(struct pc_shared *s, const char *id, const char *json, s
     if ((v = pc_json_get(root, "all")) && v->type == PC_JSON_TRUE) {
       sel.all = ok = 1;
     } else if ((v = pc_json_get(root, "key")) && v->type == PC_JSON_STRING) {
-      ok = sel.has_key = key_from_hex(v->str, v->len, sel.key) == 0;
+      ok = sel.has_key = pc_key_from_hex(v->str, (struct pc_key *)sel.key) == 0;
     } else if ((v = pc_json_get(root, "ns")) && v->type == PC_JSON_STRING) {
       sel.ns = v->str;
       ok = 1;
@@ -1179,7 +1164,8 @@ static void watch_newest(void *ud, int rc, const redisReply *rep) {
 
 /* The log no longer reaches back to our last id: learn its newest, then reset. */
 static int watch_reset(struct pc_shared *s) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   arg_s(&a, "XREVRANGE");
   arg_s(&a, s->purges);
   arg_s(&a, "+");
@@ -1215,7 +1201,8 @@ static void watch_read(void *ud, int rc, const redisReply *rep) {
 
 static void watch_catch_up(struct pc_shared *s) {
   struct watch *w = &s->watch;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char count[8];
   int rc;
   if (!w->on || s->closing) return;
@@ -1263,8 +1250,8 @@ int pc_shared_watch_purges(struct pc_shared *s, const char *last_applied_id,
  * stamp in each value lets a reader skip (and drop) nodes long gone. */
 
 int pc_shared_publish_stats(struct pc_shared *s, const char *json, size_t n) {
-  struct args a = {0};
-  char ttl[24];
+  struct args a;
+  a.n = 0;
   pc_buf v;
   int rc;
   if (!s || (!json && n)) return PC_EINVAL;
@@ -1279,12 +1266,7 @@ int pc_shared_publish_stats(struct pc_shared *s, const char *json, size_t n) {
   arg(&a, v.data, v.len);
   rc = send_cmd(s, &a, 1, on_ignored, s);
   if (rc) goto out;
-  a.n = 0;
-  snprintf(ttl, sizeof ttl, "%lld", (long long)PC_SHARED_STATS_TTL_MS);
-  arg_s(&a, "PEXPIRE");
-  arg_s(&a, s->stats);
-  arg_s(&a, ttl);
-  send_cmd(s, &a, 1, on_ignored, s);
+  pexpire(s, s->stats, PC_SHARED_STATS_TTL_MS);
   s->k.ops[PC_SHARED_OP_PUBLISH]++;
 out:
   count_fail(s, rc);
@@ -1314,7 +1296,8 @@ static void stats_row(struct stats_op *o, const redisReply *node, const redisRep
 static void stats_read(void *ud, int rc, const redisReply *rep) {
   struct stats_op *o = ud;
   struct pc_shared *s = o->s;
-  struct args stale = {0};
+  struct args stale;
+  stale.n = 0;
   rc = reply_rc(rc, rep);
   if (!rc && (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2)) rc = PC_EPROTO;
   arg_s(&stale, "HDEL");
@@ -1332,7 +1315,8 @@ static void stats_read(void *ud, int rc, const redisReply *rep) {
 int pc_shared_read_stats(struct pc_shared *s,
                          void (*row)(void *ud, const char *node, const char *json, size_t n, int64_t updated_ms),
                          void (*done)(void *ud, int rc), void *ud) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   struct stats_op *o;
   int rc;
   if (!s || !row || !done) return PC_EINVAL;
@@ -1377,7 +1361,8 @@ static void secret_got(void *ud, int rc, const redisReply *rep) {
 
 static void secret_set(void *ud, int rc, const redisReply *rep) {
   struct secret_op *o = ud;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   rc = reply_rc(rc, rep);
   if (!rc) {
     arg_s(&a, "GET");
@@ -1390,7 +1375,8 @@ static void secret_set(void *ud, int rc, const redisReply *rep) {
 
 int pc_shared_secret(struct pc_shared *s, const uint8_t proposed[32],
                      void (*cb)(void *ud, int rc, const uint8_t secret[32]), void *ud) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   struct secret_op *o;
   int rc;
   if (!s || !proposed || !cb) return PC_EINVAL;
@@ -1454,7 +1440,8 @@ static struct pc_shared_lease *lease_new(struct pc_shared *s, const uint8_t key[
 /* EVAL script on the lease and stream keys, with the token and one number. */
 static int lease_eval(struct pc_shared_lease *l, const char *script, int64_t ms, const char *extra, pc_redis_cb cb,
                       void *ud) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char nk[4], keys[2][KEY_MAX], num[24];
   memcpy(keys[0], l->lkey, KEY_MAX);
   memcpy(keys[1], l->skey, KEY_MAX);
@@ -1471,7 +1458,8 @@ static int pub_entry(struct pc_shared_lease *l, char kind, const struct args *fi
 /* Publishing stops; followers of this leader get an aborted end (if they got
  * a head) rather than a body with a hole. */
 static void pub_abort(struct pc_shared_lease *l) {
-  struct args f = {0};
+  struct args f;
+  f.n = 0;
   char rc[16];
   if (l->stopped) return;
   l->stopped = 1;
@@ -1485,19 +1473,13 @@ static void pub_abort(struct pc_shared_lease *l) {
 /* The lease expired under us (or Redis restarted empty): stop publishing.
  * Entries appended since may have made the stream anew, without expiry. */
 static void lease_lost(struct pc_shared_lease *l) {
-  struct args a = {0};
-  char ttl[24];
   l->lost = 1;
   pub_abort(l);
-  snprintf(ttl, sizeof ttl, "%d", PC_SHARED_STREAM_LINGER_MS);
-  arg_s(&a, "PEXPIRE");
-  arg_s(&a, l->skey);
-  arg_s(&a, ttl);
-  if (send_cmd(l->s, &a, 1, on_ignored, l->s)) count_fail(l->s, PC_EUNAVAIL);
+  pexpire(l->s, l->skey, PC_SHARED_STREAM_LINGER_MS);
 }
 
 static void renew_retry(struct pc_shared_lease *l) {
-  int64_t now = mono_ms(), step = l->s->lease_ms / 10;
+  int64_t now = pc_mono_ms(), step = l->s->lease_ms / 10;
   if (now >= l->valid_until)
     lease_lost(l);
   else
@@ -1530,7 +1512,7 @@ static void lease_renew(struct pc_shared_lease *l) {
   char ttl[24];
   int rc;
   snprintf(ttl, sizeof ttl, "%lld", (long long)(s->lease_ms + PC_SHARED_STREAM_LINGER_MS));
-  l->renew_sent = mono_ms();
+  l->renew_sent = pc_mono_ms();
   rc = lease_eval(l, RENEW, s->lease_ms, ttl, renewed, l);
   if (rc) {
     count_fail(s, rc);
@@ -1578,7 +1560,7 @@ static int acquire_send(struct pc_shared *s, const uint8_t key[16], int fresh, s
   int rc;
   op->l = lease_new(s, key);
   if (!op->l) return PC_ENOMEM;
-  op->sent = mono_ms();
+  op->sent = pc_mono_ms();
   rc = lease_eval(op->l, ACQUIRE, s->lease_ms, fresh ? "1" : "0", acquired, op);
   if (rc) {
     free(op->l);
@@ -1608,7 +1590,7 @@ int pc_shared_lease(struct pc_shared *s, const uint8_t key[16], void (*cb)(void 
 }
 
 int pc_shared_lease_held(const struct pc_shared_lease *l) {
-  return l && l->s && !l->s->closing && !l->lost && !l->released && mono_ms() < l->valid_until;
+  return l && l->s && !l->s->closing && !l->lost && !l->released && pc_mono_ms() < l->valid_until;
 }
 
 /* ---- Leader publishing ------------------------------------------------------------------- */
@@ -1638,7 +1620,8 @@ static void pub_done(void *ud, int rc, const redisReply *rep) {
  * u (usage JSON). force: the aborted end, sent whatever the budget and state. */
 static int pub_entry(struct pc_shared_lease *l, char kind, const struct args *fields, size_t bytes, int force) {
   struct pc_shared *s = l->s;
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char seq[16];
   struct pub *pb;
   int rc;
@@ -1682,8 +1665,9 @@ static int pub_entry(struct pc_shared_lease *l, char kind, const struct args *fi
 }
 
 int pc_shared_pub_head(struct pc_shared_lease *l, int status, const char *headers, size_t n) {
-  struct args f = {0};
-  char st[16], ttl[24];
+  struct args f;
+  f.n = 0;
+  char st[16];
   int rc;
   if (!l || l->head || (!headers && n)) return PC_EINVAL;
   snprintf(st, sizeof st, "%d", status);
@@ -1695,17 +1679,13 @@ int pc_shared_pub_head(struct pc_shared_lease *l, int status, const char *header
   if (rc) return rc;
   l->head = 1;
   /* The stream must not outlive a leader that dies before its first renewal. */
-  f.n = 0;
-  snprintf(ttl, sizeof ttl, "%lld", (long long)(l->s->lease_ms + PC_SHARED_STREAM_LINGER_MS));
-  arg_s(&f, "PEXPIRE");
-  arg_s(&f, l->skey);
-  arg_s(&f, ttl);
-  if (send_cmd(l->s, &f, 1, on_ignored, l->s)) count_fail(l->s, PC_EUNAVAIL);
+  pexpire(l->s, l->skey, l->s->lease_ms + PC_SHARED_STREAM_LINGER_MS);
   return 0;
 }
 
 int pc_shared_pub_chunk(struct pc_shared_lease *l, uint32_t t_ms, const char *p, size_t n) {
-  struct args f = {0};
+  struct args f;
+  f.n = 0;
   char t[16];
   if (!l || !l->head || l->ended || (!p && n)) return PC_EINVAL;
   snprintf(t, sizeof t, "%u", t_ms);
@@ -1717,7 +1697,8 @@ int pc_shared_pub_chunk(struct pc_shared_lease *l, uint32_t t_ms, const char *p,
 }
 
 int pc_shared_pub_end(struct pc_shared_lease *l, int rc, const char *usage, size_t un) {
-  struct args f = {0};
+  struct args f;
+  f.n = 0;
   char code[16];
   int sent;
   if (!l || !l->head || l->ended || (!usage && un)) return PC_EINVAL;
@@ -1811,7 +1792,8 @@ static void follow_leave(struct pc_shared_follow *f) {
 }
 
 static int xread_send(struct pc_shared_follow *f, int block, pc_redis_cb cb) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   char ms[16];
   int rc;
   arg_s(&a, "XREAD");
@@ -1972,13 +1954,13 @@ static void follow_on_entries(struct pc_shared_follow *f, const redisReply *list
   if (list && list->elements > 0) {
     follow_entries(f, list);
     if (f->st == F_OVER) return;
-    f->idle_since = mono_ms();
+    f->idle_since = pc_mono_ms();
     follow_read(f);
-  } else if (recheck || f->blocked || mono_ms() - f->idle_since >= PC_SHARED_FOLLOW_BLOCK_MS) {
+  } else if (recheck || f->blocked || pc_mono_ms() - f->idle_since >= PC_SHARED_FOLLOW_BLOCK_MS) {
     follow_check_lease(f);
   } else {
     follow_set(f, F_WAIT);
-    f->due = mono_ms() + FOLLOW_POLL_MS;
+    f->due = pc_mono_ms() + FOLLOW_POLL_MS;
     sched(f->s);
   }
 }
@@ -2008,7 +1990,7 @@ static void took(struct acquire_op *op, int rc) {
     follow_over(f);
     f->ops->on_takeover(f->ud, op->l);
   } else if (rc == PC_EEXISTS) { /* another follower won: its entries come next */
-    f->idle_since = mono_ms();
+    f->idle_since = pc_mono_ms();
     follow_read(f);
   } else {
     follow_end(f, follow_rc(rc), NULL, 0);
@@ -2065,7 +2047,7 @@ static void follow_lease_got(void *ud, int rc, const redisReply *rep) {
   } else if (rc) {
     follow_end(f, follow_rc(rc), NULL, 0);
   } else if (rep->type != REDIS_REPLY_NIL) { /* held: the leader is alive, only slow */
-    f->idle_since = mono_ms();
+    f->idle_since = pc_mono_ms();
     follow_read(f);
   } else {
     rc = xread_send(f, 0, follow_rechecked);
@@ -2078,7 +2060,8 @@ static void follow_lease_got(void *ud, int rc, const redisReply *rep) {
 }
 
 static void follow_check_lease(struct pc_shared_follow *f) {
-  struct args a = {0};
+  struct args a;
+  a.n = 0;
   int rc;
   arg_s(&a, "GET");
   arg_s(&a, f->lkey);
@@ -2104,7 +2087,7 @@ struct pc_shared_follow *pc_shared_follow(struct pc_shared *s, const uint8_t key
   memcpy(f->key, key, 16);
   flight_keys(s, key, f->lkey, f->skey);
   memcpy(f->last, "0-0", 4);
-  f->idle_since = mono_ms();
+  f->idle_since = pc_mono_ms();
   if (follow_send_read(f)) {
     count_fail(s, PC_EUNAVAIL);
     free(f);
