@@ -295,21 +295,33 @@ static void on_body(void *ud, const char *p, size_t n) {
   deliver_body(f, p, n, t);
 }
 
-/* Whether a head's Content-Type line says text/event-stream (one pass over
- * the line starts: no substring search, and a value elsewhere never counts). */
-static int is_event_stream(const pc_buf *head) {
-  static const char name[] = "content-type:", type[] = "text/event-stream";
-  const size_t nn = sizeof name - 1, tn = sizeof type - 1;
+/* The value of a head's Content-Type line (blanks before it skipped, up to
+ * the line's end), found by line starts only: a header whose value merely
+ * mentions content-type never counts. NULL when there is none. */
+static const char *content_type(const pc_buf *head, size_t *n) {
+  static const char name[] = "content-type:";
+  const size_t nn = sizeof name - 1;
   for (const char *p = head->data, *end = p ? p + head->len : NULL; p && p < end;) {
-    if ((size_t)(end - p) > nn && !strncasecmp(p, name, nn)) {
-      const char *v = p + nn;
-      while (v < end && (*v == ' ' || *v == '\t')) v++;
-      return (size_t)(end - v) >= tn && !strncasecmp(v, type, tn);
-    }
     const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *eol = nl ? nl : end;
+    if ((size_t)(eol - p) >= nn && !strncasecmp(p, name, nn)) {
+      const char *v = p + nn;
+      while (v < eol && (*v == ' ' || *v == '\t')) v++;
+      *n = (size_t)(eol - v);
+      while (*n && (v[*n - 1] == '\r' || v[*n - 1] == ' ' || v[*n - 1] == '\t')) (*n)--;
+      return v;
+    }
     p = nl ? nl + 1 : end;
   }
-  return 0;
+  *n = 0;
+  return NULL;
+}
+
+static int is_event_stream(const pc_buf *head) {
+  static const char type[] = "text/event-stream";
+  size_t n;
+  const char *v = content_type(head, &n);
+  return v && n >= sizeof type - 1 && !strncasecmp(v, type, sizeof type - 1);
 }
 
 static void finish(struct pc_flight *f) {
@@ -379,11 +391,11 @@ static int encode(struct pc_flight *f, pc_buf *enc) {
 /* The media type of the stored head is JSON (application/json, or a
  * +json suffix). */
 static int labelled_json(const pc_buf *head) {
-  const char *ct = head->data ? strcasestr(head->data, "content-type:") : NULL;
+  size_t n;
+  const char *ct = content_type(head, &n);
   if (!ct) return 0;
-  ct += 13;
-  while (*ct == ' ' || *ct == '\t') ct++;
-  size_t n = strcspn(ct, ";\r\n");
+  const char *semi = memchr(ct, ';', n);
+  if (semi) n = (size_t)(semi - ct);
   while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
   return (n == 16 && !strncasecmp(ct, "application/json", 16)) || (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
 }
@@ -395,13 +407,8 @@ static int labelled_json(const pc_buf *head) {
  * answer labelled JSON must parse (json_ok: the usage pass parsed it). */
 /* The answer as family.h sees it. */
 static void family_response(const struct pc_flight *f, int delimited, struct pc_family_response *r) {
-  const char *ct = f->store_head.data ? strcasestr(f->store_head.data, "content-type:") : NULL;
-  size_t ctlen = 0;
-  if (ct) {
-    ct += 13;
-    while (*ct == ' ' || *ct == '\t') ct++;
-    ctlen = strcspn(ct, "\r\n");
-  }
+  size_t ctlen;
+  const char *ct = content_type(&f->store_head, &ctlen);
   *r = (struct pc_family_response){.path = f->req.path ? f->req.path : "",
                                    .path_len = f->req.path ? strlen(f->req.path) : 0,
                                    .streamed = f->req.stream,
