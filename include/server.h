@@ -30,6 +30,9 @@ struct pc_app {
   void (*loop_abort)(void *app);
   /* Shutdown has finished on this loop: close the application's handles. */
   void (*loop_close)(void *app);
+  /* The loop iteration's work is done (after its I/O callbacks, and before
+   * the loop polls again): hand on what it batched (NULL: nothing). */
+  void (*loop_flush)(void *app);
   /* Every second, on the first loop only (NULL: none). */
   void (*tick)(void *tick_ctx, unsigned seconds);
   void *tick_ctx;

@@ -31,6 +31,10 @@ int pc_wport_open(struct pc_writer *w, uv_loop_t *loop, struct pc_wport **out);
 /* Closes the async handle (frees in its close callback); completions still
  * pending for this port are dropped. */
 void pc_wport_close(struct pc_wport *p);
+/* Wake the writer for the entries this loop queued since the last call.
+ * Called at the end of every loop iteration and before the loop polls
+ * (server.h: loop_flush). */
+void pc_wport_flush(struct pc_wport *p);
 
 /* Queue a store of `val` (malloc'd, taken over). `done` runs on the port's
  * loop once committed (rc 0) or failed; it may be NULL. */

@@ -1156,6 +1156,11 @@ static void flow_free(void *app) {
   free(fw);
 }
 
+static void flow_flush(void *app) {
+  struct pc_flow *fw = app;
+  if (fw->port) pc_wport_flush(fw->port);
+}
+
 void pc_proxy_app(const struct pc_proxy_ctx *ctx, struct pc_app *out) {
   *out = (struct pc_app){.conn_ops = &conn_ops,
                          .ctx = (void *)ctx,
@@ -1163,5 +1168,6 @@ void pc_proxy_app(const struct pc_proxy_ctx *ctx, struct pc_app *out) {
                          .loop_free = flow_free,
                          .loop_busy = flow_busy,
                          .loop_abort = flow_abort,
-                         .loop_close = flow_close};
+                         .loop_close = flow_close,
+                         .loop_flush = flow_flush};
 }

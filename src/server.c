@@ -33,8 +33,8 @@ struct pc_worker {
   size_t n_listeners;
   struct pc_conn_pool pool;
   void *app;                  /* the application's state for this loop */
-  uv_check_t log_check;       /* after I/O: sends corked writes, flushes the access log */
-  uv_prepare_t flush_prepare; /* before polling: sends what timers and close callbacks wrote */
+  uv_check_t log_check;       /* after I/O: flush_iteration, then the access log */
+  uv_prepare_t flush_prepare; /* before polling: flush_iteration for what timers and closes did */
   uv_signal_t sigint, sigterm;
   uv_timer_t tick;
   int shutting_down;
@@ -181,16 +181,20 @@ static void on_signal(uv_signal_t *s, int signum) {
   begin_shutdown(w);
 }
 
-static void on_log_check(uv_check_t *h) {
-  struct pc_worker *w = h->data;
+/* The end of an iteration's work: the application's batches first (a commit
+ * can start while the writes go out), then the corked writes. */
+static void flush_iteration(struct pc_worker *w) {
+  const struct pc_app *app = w->srv->app;
+  if (w->app && app->loop_flush) app->loop_flush(w->app);
   pc_conn_pool_flush(&w->pool);
+}
+
+static void on_log_check(uv_check_t *h) {
+  flush_iteration(h->data);
   pc_log_flush();
 }
 
-static void on_flush_prepare(uv_prepare_t *h) {
-  struct pc_worker *w = h->data;
-  pc_conn_pool_flush(&w->pool);
-}
+static void on_flush_prepare(uv_prepare_t *h) { flush_iteration(h->data); }
 
 /* Every second: hand freed heap pages back after connections went idle,
  * and the application's periodic work. */

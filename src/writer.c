@@ -35,20 +35,16 @@ struct job {
   struct pc_wport *port;
 };
 
-/* A loop's side of the writer. Jobs a loop queues during one iteration wake
- * the writer once, when the iteration ends (the check handle) or before the
- * loop polls again (the prepare handle): one batch and one wake-up for all
- * the entries of an iteration instead of one each. */
+/* A loop's side of the writer. The entries a loop queues during one iteration
+ * wake the writer once, when the server calls pc_wport_flush at the
+ * iteration's end: one batch and one wake-up for all of them. */
 struct pc_wport {
   uv_async_t async;
-  uv_check_t check;
-  uv_prepare_t prepare;
   struct pc_writer *w;
   pthread_mutex_t mu; /* guards done_head */
   struct job *done_head;
   int closing;
-  int wake; /* jobs were queued this iteration: the writer must be woken */
-  int handles_open;
+  int wake; /* jobs were queued since the last flush: the writer must be woken */
 };
 
 struct pc_writer {
@@ -228,32 +224,16 @@ static void on_async(uv_async_t *a) {
   }
 }
 
-static void wake_writer(struct pc_wport *p) {
-  if (!p->wake) return;
-  p->wake = 0;
-  uv_check_stop(&p->check);
-  uv_prepare_stop(&p->prepare);
-  pthread_mutex_lock(&p->w->mu);
-  pthread_cond_signal(&p->w->cv);
-  pthread_mutex_unlock(&p->w->mu);
+static void signal_writer(struct pc_writer *w) {
+  pthread_mutex_lock(&w->mu);
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
 }
 
-static void on_check(uv_check_t *h) { wake_writer(h->data); }
-static void on_prepare(uv_prepare_t *h) { wake_writer(h->data); }
-
-/* The writer is woken when this iteration ends. */
-static void port_wake_later(struct pc_wport *p) {
-  if (p->wake || p->closing) {
-    if (p->closing) { /* no more iterations to wait for */
-      pthread_mutex_lock(&p->w->mu);
-      pthread_cond_signal(&p->w->cv);
-      pthread_mutex_unlock(&p->w->mu);
-    }
-    return;
-  }
-  p->wake = 1;
-  uv_check_start(&p->check, on_check);
-  uv_prepare_start(&p->prepare, on_prepare);
+void pc_wport_flush(struct pc_wport *p) {
+  if (!p->wake) return;
+  p->wake = 0;
+  signal_writer(p->w);
 }
 
 int pc_wport_open(struct pc_writer *w, uv_loop_t *loop, struct pc_wport **out) {
@@ -266,28 +246,22 @@ int pc_wport_open(struct pc_writer *w, uv_loop_t *loop, struct pc_wport **out) {
     free(p);
     return PC_EIO;
   }
-  uv_check_init(loop, &p->check);
-  uv_prepare_init(loop, &p->prepare);
-  p->async.data = p->check.data = p->prepare.data = p;
-  p->handles_open = 3;
+  p->async.data = p;
   *out = p;
   return 0;
 }
 
 static void port_closed(uv_handle_t *h) {
   struct pc_wport *p = h->data;
-  if (--p->handles_open > 0) return;
   on_async(&p->async); /* free what is left (callbacks suppressed) */
   pthread_mutex_destroy(&p->mu);
   free(p);
 }
 
 void pc_wport_close(struct pc_wport *p) {
-  wake_writer(p); /* what this iteration queued */
+  pc_wport_flush(p); /* what this iteration queued */
   p->closing = 1;
   uv_close((uv_handle_t *)&p->async, port_closed);
-  uv_close((uv_handle_t *)&p->check, port_closed);
-  uv_close((uv_handle_t *)&p->prepare, port_closed);
 }
 
 void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t len, pc_writer_done_fn done, void *ud) {
@@ -312,7 +286,10 @@ void pc_writer_put(struct pc_wport *p, const uint8_t key[16], char *val, size_t 
     w->queued_bytes += len;
   }
   pthread_mutex_unlock(&w->mu);
-  if (!full) port_wake_later(p);
+  if (!full && p->closing) /* no iteration end to wait for */
+    signal_writer(w);
+  else if (!full)
+    p->wake = 1;
   if (full) {
     free(val);
     free(j);
