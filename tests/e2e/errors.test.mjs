@@ -3,7 +3,7 @@
 // serving afterwards.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, assertProxyError } from './lib/setup.mjs';
+import { setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, assertProxyError, stillServing } from './lib/setup.mjs';
 import { RawClient, rawRequest, chunkedPieces } from './lib/raw.mjs';
 import { echoText } from './lib/mock.mjs';
 
@@ -18,14 +18,6 @@ async function rawAnswer(c, timeoutMs = 5000) {
   const { finals } = await c.readResponses(1, timeoutMs);
   const r = finals[0];
   return { ...r, get json() { return JSON.parse(r.text); } };
-}
-
-async function stillServing(proxy, mock, label) {
-  const before = mock.count();
-  const r = await chat(proxy, `still serving after ${label}`);
-  assert.equal(r.status, 200, `proxy keeps serving after ${label}`);
-  assert.equal(r.json.choices[0].message.content, echoText(`still serving after ${label}`));
-  assert.equal(mock.count(), before + 1);
 }
 
 test('malformed HTTP gets 400 bad_request, the connection is closed, the proxy keeps serving', async (t) => {

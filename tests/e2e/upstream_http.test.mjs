@@ -6,7 +6,7 @@
 // out, bad encodings), names (localhost) and IPv6 literals.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, assertProxyError, sleep } from './lib/setup.mjs';
+import { setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, assertProxyError, sleep, stillServing } from './lib/setup.mjs';
 import { echoText } from './lib/mock.mjs';
 
 /** The content of the last user message of a recorded chat request. */
@@ -22,14 +22,6 @@ function answerFor(mock, content, answer) {
     }
     return prev ? prev(req, res, rec) : false;
   };
-}
-
-async function stillServing(proxy, mock, label) {
-  const before = mock.count();
-  const r = await chat(proxy, `still serving after ${label}`);
-  assert.equal(r.status, 200, `proxy keeps serving after ${label}`);
-  assert.equal(r.json.choices[0].message.content, echoText(`still serving after ${label}`));
-  assert.equal(mock.count(), before + 1);
 }
 
 test('one keep-alive connection carries sequential misses, bypasses and streams', async (t) => {
