@@ -5,7 +5,6 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { setup, startMock, mockFor, startProxy, request, chat, chatBody, closedPort, assertProxyError, stillServing } from './lib/setup.mjs';
 import { RawClient, rawRequest, chunkedPieces } from './lib/raw.mjs';
-import { echoText } from './lib/mock.mjs';
 
 async function connect(t, proxy) {
   const c = await RawClient.connect(proxy.port);
