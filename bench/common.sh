@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# bench/common.sh — helpers shared by bench/run.sh and bench/forward.sh
-# (sourced, never run): processes tracked and stopped by pid, loopback ports,
-# CPU ticks from /proc, nginx launched unprivileged, wrk's units.
-# The sourcing script sets PIDS=() and stops what it tracked on exit.
+# bench/common.sh — helpers shared by bench/run.sh, bench/forward.sh and
+# bench/fleet.sh (sourced, never run): processes tracked and stopped by pid,
+# the temp dir and cleanup (the sourcing script traps EXIT with cleanup),
+# loopback ports, CPU ticks from /proc, nginx launched unprivileged, wrk's
+# units, config templates.
 
 # ---- processes we start: tracked by pid, stopped by pid -----------------
 PIDS=()
@@ -27,6 +28,28 @@ stop_tracked() { # every tracked process still alive, with its children
   for p in "${PIDS[@]}"; do
     if alive "$p"; then stop_pid "$p" $(children_of "$p"); fi
   done
+}
+TMP= # the sourcing script's temp dir, removed by cleanup
+cleanup() {
+  stop_tracked
+  [ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf "$TMP"
+}
+bg_wait() { # run a command in the background and wait: a TERM is handled at once
+  "$@" &
+  local p=$!
+  track "$p"
+  wait "$p"
+}
+
+# ---- config templates ------------------------------------------------------
+render() { # render TEMPLATE OUTFILE KEY=VALUE...: @KEY@ -> VALUE, taken literally
+  local s kv out=$2
+  s=$(<"$1")
+  shift 2
+  shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in VALUE stays '&'
+  for kv in "$@"; do s=${s//@${kv%%=*}@/${kv#*=}}; done
+  printf '%s\n' "$s" >"$out"
+  ! grep -q '@[A-Z_]*@' "$out"
 }
 
 # ---- ports ------------------------------------------------------------------

@@ -73,19 +73,8 @@ note() { printf '%s\n' "$*" >>"$OUT/fleet-notes.txt"; log "NOTE: $*"; }
 fskipped() { case " $FSKIP " in *" $1 "*) return 0 ;; esac; return 1; }
 
 . "$ROOT/bench/common.sh"
-TMP=
-cleanup() {
-  stop_tracked
-  [ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'log "interrupted"; exit 0' INT TERM
-bg_wait() { # run a command in the background and wait: a TERM is handled at once
-  "$@" &
-  local p=$!
-  track "$p"
-  wait "$p"
-}
 
 # the command line that produced this section
 cmdline() {
@@ -178,15 +167,6 @@ cp "$SRC_BIN" "$PCBIN" # a rebuild during the run does not change what is measur
 log "temp dir $TMP; binary $SRC_BIN"
 
 # ---- helpers ---------------------------------------------------------------------------------
-render() { # render TEMPLATE OUTFILE KEY=VALUE...: @KEY@ -> VALUE, taken literally
-  local s kv out=$2
-  s=$(<"$1")
-  shift 2
-  shopt -u patsub_replacement 2>/dev/null || true
-  for kv in "$@"; do s=${s//@${kv%%=*}@/${kv#*=}}; done
-  printf '%s\n' "$s" >"$out"
-  ! grep -q '@[A-Z_]*@' "$out"
-}
 start_pc() { # start_pc NAME PORT UPSTREAM_PORT [args]: sets PC_PID; its log in $TMP/pc-NAME.log
   local name=$1 port=$2 up=$3 i
   shift 3

@@ -48,19 +48,8 @@ log() { printf '[forward %4ss] %s\n' "$(($(date +%s) - START_TS))" "$*" | tee -a
 note() { printf '%s\n' "$*" >>"$OUT/fwd-notes.txt"; log "NOTE: $*"; }
 
 . "$ROOT/bench/common.sh"
-TMP=
-cleanup() {
-  stop_tracked
-  [ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'log "interrupted"; exit 0' INT TERM
-bg_wait() { # run a command in the background and wait: a TERM is handled at once
-  "$@" &
-  local p=$!
-  track "$p"
-  wait "$p"
-}
 
 report() { # the Markdown section, also when nothing could be measured
   echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/fwd-env.txt"
@@ -136,15 +125,6 @@ pick_port; P_MISS=$PORT
 pick_port; P_NS=$PORT
 pick_port; P_PCS=$PORT
 
-render() { # render TEMPLATE OUTFILE KEY=VALUE...: @KEY@ -> VALUE, taken literally
-  local s kv out=$2
-  s=$(<"$1")
-  shift 2
-  shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in VALUE stays '&'
-  for kv in "$@"; do s=${s//@${kv%%=*}@/${kv#*=}}; done
-  printf '%s\n' "$s" >"$out"
-  ! grep -q '@[A-Z_]*@' "$out"
-}
 start_nginx_fwd() { # start_nginx_fwd NAME TEMPLATE PORT KEY=VALUE...: sets NGINX_PID
   local name=$1 tpl=$2 port=$3 prefix=$TMP/nginx-$1
   shift 3

@@ -67,11 +67,6 @@ log "open-file limit: $(ulimit -n)"
 echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/env.txt"
 
 . "$ROOT/bench/common.sh" # track, stop_pid, pick_port, wait_port, tree_ticks, to_ms, launch_nginx
-TMP=
-cleanup() {
-  stop_tracked
-  [ -n "$TMP" ] && [ -d "$TMP" ] && rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'log "interrupted"; exit 0' INT TERM
 
