@@ -1,33 +1,10 @@
 // fleet-report.mjs — the "Fleet" section of the bench report from
 // bench/fleet.sh's raw figures (OUTDIR/fleet-*), as Markdown on stdout.
 //   node bench/fleet-report.mjs OUTDIR
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { reader, median, fmt as f, ratio, mark } from './lib.mjs';
 
-const out = process.argv[2];
-const read = (f) => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8') : '');
-const kv = (f) => Object.fromEntries(read(f).trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-const tsv = (f) => {
-  const [head, ...ls] = read(f).trim().split('\n');
-  if (!head) return [];
-  const keys = head.split('\t');
-  return ls.filter(Boolean).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [keys[i], v])));
-};
-const json = (f) => {
-  try {
-    return JSON.parse(read(f).trim().split('\n').pop());
-  } catch {
-    return null;
-  }
-};
-const median = (a) => {
-  const s = a.filter(Number.isFinite).sort((x, y) => x - y);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-};
-const f = (x, d = 1) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
-const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+const { read, kv, tsv, json } = reader(process.argv[2]);
 const pct = (a, b) => (b > 0 ? `${((100 * a) / b).toFixed(a === b ? 0 : 2)}%` : '–');
-const mark = (ok) => (ok === null || ok === undefined ? '' : ok ? '✓' : '✗');
 const lines = [];
 const p = (s = '') => lines.push(s);
 

@@ -1,26 +1,10 @@
 // forward-report.mjs — the "Forward path" section of the bench report from
 // bench/forward.sh's raw figures (OUTDIR/fwd-*), as Markdown on stdout.
 //   node bench/forward-report.mjs OUTDIR
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { reader, median, fmt as f, ratio, mark } from './lib.mjs';
 
-const out = process.argv[2];
-const read = (f) => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8') : '');
-const kv = (f) => Object.fromEntries(read(f).trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-const tsv = (f) => {
-  const [head, ...ls] = read(f).trim().split('\n');
-  if (!head) return [];
-  const keys = head.split('\t');
-  return ls.filter(Boolean).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [keys[i], v])));
-};
-const median = (a) => {
-  const s = a.filter(Number.isFinite).sort((x, y) => x - y);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-};
-const f = (x, d = 1) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
+const { read, kv, tsv } = reader(process.argv[2]);
 const sgn = (x, d = 2) => (Number.isFinite(x) ? (x >= 0 ? '+' : '−') + Math.abs(x).toFixed(d) : '–');
-const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
-const mark = (ok) => (ok === null || ok === undefined ? '' : ok ? '✓' : '✗');
 const lines = [];
 const p = (s = '') => lines.push(s);
 

@@ -1,8 +1,11 @@
 // lib.mjs — shared by the benchmark helpers: the request bodies (realistic chat
-// completions of an exact byte size, each one distinct) and the upstream's
+// completions of an exact byte size, each one distinct), the upstream's
 // response (a ~1 KB chat.completion whose id carries the MD5 of the request
-// body, so a client can tell whether it got its own answer).
+// body, so a client can tell whether it got its own answer), and what the
+// report scripts (report.mjs, forward-report.mjs, fleet-report.mjs) share.
 import { createHash } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 const WORDS = (
   'the of and to in is that for it as with was on be by this are or at from ' +
@@ -128,3 +131,39 @@ export const idOf = (respText) => {
   const m = /"id":"chatcmpl-([0-9a-f]{32})"/.exec(respText);
   return m ? m[1] : null;
 };
+
+// ---- report helpers ----------------------------------------------------------
+
+/** Readers of the raw files in a bench output directory (a missing file reads as empty). */
+export function reader(dir) {
+  const read = (f) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+  /** KEY=VALUE lines */
+  const kv = (f) => Object.fromEntries(read(f).trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  /** a TSV file with a header line, as objects */
+  const tsv = (f) => {
+    const [head, ...ls] = read(f).trim().split('\n');
+    if (!head) return [];
+    const keys = head.split('\t');
+    return ls.filter(Boolean).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [keys[i], v])));
+  };
+  /** the last line of a file as JSON, or null */
+  const json = (f) => {
+    try {
+      return JSON.parse(read(f).trim().split('\n').pop());
+    } catch {
+      return null;
+    }
+  };
+  return { read, kv, tsv, json };
+}
+
+/** The median of the finite values (NaN when none). */
+export const median = (a) => {
+  const s = a.filter(Number.isFinite).sort((x, y) => x - y);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+};
+/** A number with thousands separators and d decimals; '–' when not finite. */
+export const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
+export const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+/** ✓ / ✗ for a target met or missed; '' when it was not judged. */
+export const mark = (ok) => (ok === null || ok === undefined ? '' : ok ? '✓' : '✗');

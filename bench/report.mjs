@@ -1,17 +1,10 @@
 // report.mjs — turns the raw figures of bench/run.sh into the Markdown report.
 //   node report.mjs OUTDIR RUNTIME_SECONDS VERSIONS DURATIONS
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { reader, ratio } from './lib.mjs';
 
 const [out, runtime, versions, durations] = process.argv.slice(2);
-const read = (f) => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8') : '');
-const json = (f) => {
-  try {
-    return JSON.parse(read(f).trim().split('\n').pop());
-  } catch {
-    return null;
-  }
-};
+const { read, json } = reader(out);
 const PEERS = ['pc', 'nginx-cache', 'nginx-static'];
 const NAME = { pc: 'promptcache', 'nginx-cache': 'nginx-cache', 'nginx-static': 'nginx-static' };
 const human = (n) => (n >= 1048576 ? `${n / 1048576} MB` : n >= 1024 ? `${n / 1024} KB` : `${n} B`);
@@ -20,7 +13,6 @@ const median = (a) => {
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
-const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
 const lines = [];
 const p = (s = '') => lines.push(s);
 
