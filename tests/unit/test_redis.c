@@ -7,139 +7,29 @@
  * PR_SET_PDEATHSIG) and removes the directory. Waits poll a condition with a
  * bound, never sleep for synchronization. Nothing is asserted inside a libuv
  * callback: callbacks record, the test body asserts. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "redis.h"
 
-#define MAX_SRV 4
-#define MAX_EXTRA 12
+#define SRV_DEBUG_COMMAND /* tests use DEBUG SLEEP */
+#include "redis_srv.h"
+
 #define TIMEOUT_MS 250
 /* A timed-out command must come back within the timeout plus this (2 shared
  * cores, sanitizers). */
 #define MARGIN_MS 200
 
-struct srv {
-  pid_t pid;
-  int port;
-  int cluster;
-  char pass[64];
-  const char *extra[MAX_EXTRA];
-};
-
-static char g_dir[64];
-static struct srv g_srv[MAX_SRV];
-static int g_nsrv;
 static pid_t g_bg[4];
 static int g_nbg;
-static uv_loop_t g_loop;
-static uv_timer_t g_tick;
-static int g_loop_open;
-
-/* ---- processes --------------------------------------------------------------- */
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int port_free(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0) close(fd);
-  return ok;
-}
-
-/* A port p with p and p + 10000 (the cluster bus) free, from a per-process
- * random start so parallel tests rarely collide (a collision makes the
- * server exit, and srv_start tries another port). */
-static int pick_port(void) {
-  static unsigned seed;
-  if (!seed) seed = (unsigned)getpid() * 2654435761u ^ (unsigned)mono_ms();
-  for (int i = 0; i < 200; i++) {
-    int p = 20000 + (int)(rand_r(&seed) % 25000);
-    if (port_free(p) && port_free(p + 10000)) return p;
-  }
-  cr_assert_fail("no free port");
-  return 0;
-}
-
-static pid_t spawn(const char *const *argv, const char *log, int out_fd) {
-  pid_t pid = fork();
-  cr_assert_neq(pid, -1);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* servers die with a crashed test */
-    int fd = out_fd >= 0 ? out_fd : open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-/* redis-cli against server s; stdout (trailing newline removed) into out.
- * Returns the exit status. */
-static int cli_argv(const struct srv *s, char *out, size_t n, const char *const *args) {
-  const char *argv[32];
-  char port[16];
-  int k = 0, fds[2], status = 0;
-  size_t len = 0;
-  snprintf(port, sizeof port, "%d", s->port);
-  argv[k++] = "redis-cli";
-  argv[k++] = "-h";
-  argv[k++] = "127.0.0.1";
-  argv[k++] = "-p";
-  argv[k++] = port;
-  if (s->pass[0]) {
-    argv[k++] = "-a";
-    argv[k++] = s->pass;
-    argv[k++] = "--no-auth-warning";
-  }
-  while (*args && k < 31) argv[k++] = *args++;
-  argv[k] = NULL;
-  cr_assert_eq(pipe(fds), 0);
-  pid_t pid = spawn(argv, NULL, fds[1]);
-  close(fds[1]);
-  for (;;) {
-    char tmp[4096];
-    ssize_t got = read(fds[0], tmp, sizeof tmp);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    for (ssize_t i = 0; i < got && out && len + 1 < n; i++) out[len++] = tmp[i];
-  }
-  close(fds[0]);
-  waitpid(pid, &status, 0);
-  if (out && n) {
-    while (len && (out[len - 1] == '\n' || out[len - 1] == '\r')) len--;
-    out[len] = '\0';
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-#define CLI(s, out, n, ...) cli_argv((s), (out), (n), (const char *const[]){__VA_ARGS__, NULL})
 
 /* The same in the background (DEBUG SLEEP); reaped by the fini. */
 static void cli_bg(const struct srv *s, const char *a, const char *b, const char *c) {
@@ -150,108 +40,7 @@ static void cli_bg(const struct srv *s, const char *a, const char *b, const char
   g_bg[g_nbg++] = spawn(argv, NULL, -1);
 }
 
-static void srv_spawn(struct srv *s) {
-  char port[16], dir[96], log[128], conf[128];
-  const char *argv[40];
-  int k = 0;
-  snprintf(port, sizeof port, "%d", s->port);
-  snprintf(dir, sizeof dir, "%s/%d", g_dir, s->port);
-  snprintf(log, sizeof log, "%s/%d.log", g_dir, s->port);
-  snprintf(conf, sizeof conf, "nodes-%d.conf", s->port);
-  mkdir(dir, 0700);
-  argv[k++] = "redis-server";
-  argv[k++] = "--port";
-  argv[k++] = port;
-  argv[k++] = "--bind";
-  argv[k++] = "127.0.0.1";
-  argv[k++] = "--dir";
-  argv[k++] = dir;
-  argv[k++] = "--save";
-  argv[k++] = "";
-  argv[k++] = "--appendonly";
-  argv[k++] = "no";
-  argv[k++] = "--enable-debug-command";
-  argv[k++] = "yes";
-  if (s->pass[0]) {
-    argv[k++] = "--requirepass";
-    argv[k++] = s->pass;
-  }
-  if (s->cluster) {
-    argv[k++] = "--cluster-enabled";
-    argv[k++] = "yes";
-    argv[k++] = "--cluster-config-file";
-    argv[k++] = conf;
-    argv[k++] = "--cluster-node-timeout";
-    argv[k++] = "5000";
-  }
-  for (int i = 0; s->extra[i]; i++) argv[k++] = s->extra[i];
-  argv[k] = NULL;
-  s->pid = spawn(argv, log, -1);
-}
-
-static int srv_answers(const struct srv *s) {
-  char out[64];
-  return CLI(s, out, sizeof out, "PING") == 0 && strcmp(out, "PONG") == 0;
-}
-
-/* Wait until s answers PING; 0 when its process exited first. */
-static int srv_wait(struct srv *s) {
-  int64_t deadline = mono_ms() + 5000;
-  while (mono_ms() < deadline) {
-    int status;
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return 0;
-    }
-    if (srv_answers(s)) return 1;
-    usleep(10000); /* polling interval, not a synchronization */
-  }
-  cr_assert_fail("redis-server on port %d did not answer", s->port);
-  return 0;
-}
-
-static struct srv *srv_start(const char *pass, int cluster, const char *const *extra) {
-  cr_assert(g_nsrv < MAX_SRV);
-  struct srv *s = &g_srv[g_nsrv++];
-  memset(s, 0, sizeof *s);
-  if (pass) snprintf(s->pass, sizeof s->pass, "%s", pass);
-  s->cluster = cluster;
-  for (int i = 0; extra && extra[i] && i < MAX_EXTRA - 1; i++) s->extra[i] = extra[i];
-  for (int tries = 0; tries < 5; tries++) {
-    s->port = pick_port();
-    srv_spawn(s);
-    if (srv_wait(s)) return s;
-  }
-  cr_assert_fail("redis-server would not start");
-  return NULL;
-}
-
-static void srv_kill(struct srv *s) {
-  if (s->pid > 0) {
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-  }
-  s->pid = 0;
-}
-
-/* Start again on the same port (data is gone: no persistence). */
-static void srv_restart(struct srv *s) {
-  srv_kill(s);
-  for (int tries = 0; tries < 50; tries++) {
-    srv_spawn(s);
-    if (srv_wait(s)) return;
-  }
-  cr_assert_fail("redis-server would not restart on port %d", s->port);
-}
-
-static void srv_url(const struct srv *s, char *out, size_t n, const char *userinfo, const char *path) {
-  snprintf(out, n, "redis://%s%s127.0.0.1:%d%s", userinfo ? userinfo : "", userinfo ? "@" : "", s->port,
-           path ? path : "");
-}
-
 /* ---- fixture ----------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t) {}
 
 static void loop_open(void) {
   cr_assert_eq(uv_loop_init(&g_loop), 0);
@@ -268,8 +57,6 @@ static void setup(void) {
   memcpy(g_dir, tmpl, sizeof tmpl);
   loop_open();
 }
-
-static int rm_one(const char *p, const struct stat *st, int type, struct FTW *f) { return remove(p); }
 
 static void teardown(void) {
   for (int i = 0; i < g_nsrv; i++) srv_kill(&g_srv[i]);
@@ -288,12 +75,6 @@ static void teardown(void) {
   if (g_dir[0]) nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   g_dir[0] = '\0';
 }
-
-#define WAIT_UNTIL(cond, ms)                                                                                           \
-  do {                                                                                                                 \
-    int64_t wait_dl_ = mono_ms() + (ms);                                                                               \
-    while (!(cond) && mono_ms() < wait_dl_) uv_run(&g_loop, UV_RUN_ONCE);                                              \
-  } while (0)
 
 static struct pc_redis *client_n(const char *const *urls, size_t n) {
   struct pc_redis_config cfg = {.urls = urls, .n_urls = n, .timeout_ms = TIMEOUT_MS};
@@ -794,28 +575,6 @@ Test(redis, destroy_cancels_every_pending_command_before_returning) {
 }
 
 /* ---- cluster ----------------------------------------------------------------- */
-
-/* Three masters (0-5460, 5461-10922, 10923-16383 in start order). */
-static void cluster_start(struct srv **m, char urls[3][128]) {
-  char out[4096], a[3][32];
-  for (int i = 0; i < 3; i++) {
-    m[i] = srv_start(NULL, 1, NULL);
-    snprintf(a[i], sizeof a[i], "127.0.0.1:%d", m[i]->port);
-    srv_url(m[i], urls[i], sizeof urls[i], NULL, NULL);
-  }
-  int rc =
-      CLI(m[0], out, sizeof out, "--cluster", "create", a[0], a[1], a[2], "--cluster-replicas", "0", "--cluster-yes");
-  cr_assert_eq(rc, 0, "%s", out);
-  for (int i = 0; i < 3; i++) {
-    int64_t dl = mono_ms() + 10000;
-    while (mono_ms() < dl) {
-      CLI(m[i], out, sizeof out, "CLUSTER", "INFO");
-      if (strstr(out, "cluster_state:ok") && strstr(out, "cluster_known_nodes:3")) break;
-      usleep(20000); /* polling interval */
-    }
-    cr_assert(strstr(out, "cluster_state:ok"), "%s", out);
-  }
-}
 
 /* A key whose slot lies in [lo, hi]. */
 static void key_in(char *out, size_t n, const char *prefix, int lo, int hi) {

@@ -12,23 +12,13 @@
  * the directory. Waits poll a condition with a bound, never sleep for
  * synchronization. Nothing is asserted inside a libuv callback: callbacks
  * record, the test body asserts. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "error.h"
@@ -36,7 +26,8 @@
 #include "redis.h"
 #include "shared.h"
 
-#define MAX_SRV 4
+#include "redis_srv.h"
+
 #define MAX_NODES 8
 #define TIMEOUT_MS 250
 /* A failing operation must come back within the timeout plus this (2 shared
@@ -44,101 +35,8 @@
 #define MARGIN_MS 250
 #define LEASE_MS 600 /* shorter than the default 2 s: dead leaders are noticed sooner */
 
-struct srv {
-  pid_t pid;
-  int port;
-  int cluster;
-};
-
-static char g_dir[64];
-static struct srv g_srv[MAX_SRV];
-static int g_nsrv;
-static uv_loop_t g_loop;
-static uv_timer_t g_tick;
-static int g_loop_open;
 static struct pc_shared *g_nodes[MAX_NODES];
 static int g_nnodes;
-
-/* ---- processes ---------------------------------------------------------------- */
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int port_free(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  if (fd >= 0) close(fd);
-  return ok;
-}
-
-/* A port p with p and p + 10000 (the cluster bus) free, from a per-process
- * random start so parallel tests rarely collide. */
-static int pick_port(void) {
-  static unsigned seed;
-  if (!seed) seed = (unsigned)getpid() * 2654435761u ^ (unsigned)mono_ms();
-  for (int i = 0; i < 200; i++) {
-    int p = 20000 + (int)(rand_r(&seed) % 25000);
-    if (port_free(p) && port_free(p + 10000)) return p;
-  }
-  cr_assert_fail("no free port");
-  return 0;
-}
-
-static pid_t spawn(const char *const *argv, const char *log, int out_fd) {
-  pid_t pid = fork();
-  cr_assert_neq(pid, -1);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* servers die with a crashed test */
-    int fd = out_fd >= 0 ? out_fd : open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-/* redis-cli against server s; stdout (trailing newlines removed) into out. */
-static int cli_argv(const struct srv *s, char *out, size_t n, const char *const *args) {
-  const char *argv[32];
-  char port[16];
-  int k = 0, fds[2], status = 0;
-  size_t len = 0;
-  snprintf(port, sizeof port, "%d", s->port);
-  argv[k++] = "redis-cli";
-  argv[k++] = "-h";
-  argv[k++] = "127.0.0.1";
-  argv[k++] = "-p";
-  argv[k++] = port;
-  while (*args && k < 31) argv[k++] = *args++;
-  argv[k] = NULL;
-  cr_assert_eq(pipe(fds), 0);
-  pid_t pid = spawn(argv, NULL, fds[1]);
-  close(fds[1]);
-  for (;;) {
-    char tmp[4096];
-    ssize_t got = read(fds[0], tmp, sizeof tmp);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    for (ssize_t i = 0; i < got && out && len + 1 < n; i++) out[len++] = tmp[i];
-  }
-  close(fds[0]);
-  waitpid(pid, &status, 0);
-  if (out && n) {
-    while (len && (out[len - 1] == '\n' || out[len - 1] == '\r')) len--;
-    out[len] = '\0';
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-#define CLI(s, out, n, ...) cli_argv((s), (out), (n), (const char *const[]){__VA_ARGS__, NULL})
 
 static long long cli_int(const struct srv *s, const char *const *args) {
   char out[64];
@@ -148,118 +46,7 @@ static long long cli_int(const struct srv *s, const char *const *args) {
 
 #define CLI_INT(s, ...) cli_int((s), (const char *const[]){__VA_ARGS__, NULL})
 
-static void srv_spawn(struct srv *s) {
-  char port[16], dir[96], log[128], conf[128];
-  const char *argv[32];
-  int k = 0;
-  snprintf(port, sizeof port, "%d", s->port);
-  snprintf(dir, sizeof dir, "%s/%d", g_dir, s->port);
-  snprintf(log, sizeof log, "%s/%d.log", g_dir, s->port);
-  snprintf(conf, sizeof conf, "nodes-%d.conf", s->port);
-  mkdir(dir, 0700);
-  argv[k++] = "redis-server";
-  argv[k++] = "--port";
-  argv[k++] = port;
-  argv[k++] = "--bind";
-  argv[k++] = "127.0.0.1";
-  argv[k++] = "--dir";
-  argv[k++] = dir;
-  argv[k++] = "--save";
-  argv[k++] = "";
-  argv[k++] = "--appendonly";
-  argv[k++] = "no";
-  if (s->cluster) {
-    argv[k++] = "--cluster-enabled";
-    argv[k++] = "yes";
-    argv[k++] = "--cluster-config-file";
-    argv[k++] = conf;
-    argv[k++] = "--cluster-node-timeout";
-    argv[k++] = "5000";
-  }
-  argv[k] = NULL;
-  s->pid = spawn(argv, log, -1);
-}
-
-static int srv_answers(const struct srv *s) {
-  char out[64];
-  return CLI(s, out, sizeof out, "PING") == 0 && strcmp(out, "PONG") == 0;
-}
-
-/* Wait until s answers PING; 0 when its process exited first. */
-static int srv_wait(struct srv *s) {
-  int64_t deadline = mono_ms() + 5000;
-  while (mono_ms() < deadline) {
-    int status;
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return 0;
-    }
-    if (srv_answers(s)) return 1;
-    usleep(10000); /* polling interval, not a synchronization */
-  }
-  cr_assert_fail("redis-server on port %d did not answer", s->port);
-  return 0;
-}
-
-static struct srv *srv_start(int cluster) {
-  cr_assert(g_nsrv < MAX_SRV);
-  struct srv *s = &g_srv[g_nsrv++];
-  memset(s, 0, sizeof *s);
-  s->cluster = cluster;
-  for (int tries = 0; tries < 5; tries++) {
-    s->port = pick_port();
-    srv_spawn(s);
-    if (srv_wait(s)) return s;
-  }
-  cr_assert_fail("redis-server would not start");
-  return NULL;
-}
-
-static void srv_kill(struct srv *s) {
-  if (s->pid > 0) {
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-  }
-  s->pid = 0;
-}
-
-/* Start again on the same port (data is gone: no persistence). */
-static void srv_restart(struct srv *s) {
-  srv_kill(s);
-  for (int tries = 0; tries < 50; tries++) {
-    srv_spawn(s);
-    if (srv_wait(s)) return;
-  }
-  cr_assert_fail("redis-server would not restart on port %d", s->port);
-}
-
-static void srv_url(const struct srv *s, char *out, size_t n) { snprintf(out, n, "redis://127.0.0.1:%d", s->port); }
-
-/* Three masters (0-5460, 5461-10922, 10923-16383 in start order). */
-static void cluster_start(struct srv **m, char urls[3][128]) {
-  char out[4096], a[3][32];
-  for (int i = 0; i < 3; i++) {
-    m[i] = srv_start(1);
-    snprintf(a[i], sizeof a[i], "127.0.0.1:%d", m[i]->port);
-    srv_url(m[i], urls[i], sizeof urls[i]);
-  }
-  int rc =
-      CLI(m[0], out, sizeof out, "--cluster", "create", a[0], a[1], a[2], "--cluster-replicas", "0", "--cluster-yes");
-  cr_assert_eq(rc, 0, "%s", out);
-  for (int i = 0; i < 3; i++) {
-    int64_t dl = mono_ms() + 10000;
-    while (mono_ms() < dl) {
-      CLI(m[i], out, sizeof out, "CLUSTER", "INFO");
-      if (strstr(out, "cluster_state:ok") && strstr(out, "cluster_known_nodes:3")) break;
-      usleep(20000); /* polling interval */
-    }
-    cr_assert(strstr(out, "cluster_state:ok"), "%s", out);
-  }
-}
-
 /* ---- fixture -------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t) {}
 
 static void setup(void) {
   char tmpl[] = "/tmp/pc-shared-test-XXXXXX";
@@ -272,8 +59,6 @@ static void setup(void) {
   uv_timer_start(&g_tick, on_tick, 5, 5);
   g_loop_open = 1;
 }
-
-static int rm_one(const char *p, const struct stat *st, int type, struct FTW *f) { return remove(p); }
 
 static void teardown(void) {
   for (int i = 0; i < g_nsrv; i++) srv_kill(&g_srv[i]);
@@ -290,12 +75,6 @@ static void teardown(void) {
   if (g_dir[0]) nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   g_dir[0] = '\0';
 }
-
-#define WAIT_UNTIL(cond, ms)                                                                                           \
-  do {                                                                                                                 \
-    int64_t wait_dl_ = mono_ms() + (ms);                                                                               \
-    while (!(cond) && mono_ms() < wait_dl_) uv_run(&g_loop, UV_RUN_ONCE);                                              \
-  } while (0)
 
 struct opts {
   const char *prefix;
@@ -515,10 +294,10 @@ static void on_reset(void *ud, const char *id) {
 TestSuite(shared, .init = setup, .fini = teardown, .timeout = 30);
 
 Test(shared, get_put_del_ttl_and_max_value) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128], pttl[32], hex[33], key[128];
   uint8_t k1[16], k2[16], k3[16];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *s = node(url, (struct opts){.max_value = 1024});
   cr_assert(pc_shared_up(s));
   mkkey(k1, 1);
@@ -567,10 +346,10 @@ Test(shared, get_put_del_ttl_and_max_value) {
 }
 
 Test(shared, two_prefixes_on_one_redis_never_see_each_others_keys) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16], k2[16];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   /* B's prefix starts like A's entry keys: A's SCAN pattern must not reach B's. */
   struct pc_shared *a = node(url, (struct opts){.prefix = "pc:", .id = "a"});
   struct pc_shared *b = node(url, (struct opts){.prefix = "pc:e:", .id = "b"});
@@ -605,10 +384,10 @@ Test(shared, two_prefixes_on_one_redis_never_see_each_others_keys) {
 }
 
 Test(shared, puts_are_refused_while_too_many_bytes_are_unanswered) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *s = node(url, (struct opts){.max_inflight = 1 << 20, .max_value = 1 << 20});
   static char val[300 * 1024];
   static struct res r[5];
@@ -635,10 +414,10 @@ Test(shared, puts_are_refused_while_too_many_bytes_are_unanswered) {
 /* ---- purges and the purge log ------------------------------------------------------------------ */
 
 Test(shared, purge_by_key_namespace_age_and_all_reaches_a_watching_node) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[9][16], absent[16];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *p = node(url, (struct opts){.id = "purger"});
   struct pc_shared *w = node(url, (struct opts){.id = "watcher"});
   struct watchrec wr = {0};
@@ -706,9 +485,9 @@ Test(shared, purge_by_key_namespace_age_and_all_reaches_a_watching_node) {
 }
 
 Test(shared, a_watcher_resets_when_the_log_no_longer_reaches_back) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128], out[64], id2[48];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *p = node(url, (struct opts){.id = "purger"});
   struct pc_shared *w1 = node(url, (struct opts){.id = "w1"});
   struct watchrec r1 = {0}, r2 = {0};
@@ -784,9 +563,9 @@ static void on_secret(void *ud, int rc, const uint8_t v[32]) {
 }
 
 Test(shared, fleet_stats_and_one_fleet_secret) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128], out[64];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *n1 = node(url, (struct opts){.id = "host-1"});
   struct pc_shared *n2 = node(url, (struct opts){.id = "host-2"});
   struct pc_shared *n3 = node(url, (struct opts){.id = "cli"});
@@ -916,11 +695,11 @@ static void follow(struct pc_shared *s, const uint8_t key[16], struct frec *r) {
 /* ---- Redis dies ---------------------------------------------------------------------------------- */
 
 Test(shared, a_dead_redis_fails_every_op_fast_and_a_restart_is_picked_up) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec fr;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *s = node(url, (struct opts){.id = "n1"});
   struct pc_shared *l = node(url, (struct opts){.id = "leader"});
   struct watchrec wr = {0};
@@ -1081,11 +860,11 @@ Test(shared_cluster, entries_purges_the_log_and_a_flight_across_three_masters) {
 TestSuite(shared_flight, .init = setup, .fini = teardown, .timeout = 30);
 
 Test(shared_flight, followers_get_the_stream_live_and_late_ones_get_it_all) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2, f3, f4, f5;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L"});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   struct pc_shared *n2 = node(url, (struct opts){.id = "n2"});
@@ -1149,11 +928,11 @@ Test(shared_flight, followers_get_the_stream_live_and_late_ones_get_it_all) {
 }
 
 Test(shared_flight, a_leader_dead_before_any_byte_is_taken_over_exactly_once) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L"});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   struct pc_shared *n2 = node(url, (struct opts){.id = "n2"});
@@ -1194,11 +973,11 @@ Test(shared_flight, a_leader_dead_before_any_byte_is_taken_over_exactly_once) {
 }
 
 Test(shared_flight, a_leader_dead_after_bytes_cuts_its_followers) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L"});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   struct pc_shared *n2 = node(url, (struct opts){.id = "n2"});
@@ -1227,11 +1006,11 @@ Test(shared_flight, a_leader_dead_after_bytes_cuts_its_followers) {
 }
 
 Test(shared_flight, an_error_end_reaches_every_follower) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L"});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   mkkey(k, 4);
@@ -1252,12 +1031,12 @@ Test(shared_flight, an_error_end_reaches_every_follower) {
 }
 
 Test(shared_flight, publishing_that_cannot_keep_up_cuts_the_followers) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2;
   static char chunk[40 * 1024];
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L", .max_inflight = 64 * 1024});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   mkkey(k, 5);
@@ -1287,11 +1066,11 @@ Test(shared_flight, publishing_that_cannot_keep_up_cuts_the_followers) {
 }
 
 Test(shared_flight, unfollow_and_destroy_end_follows_cleanly) {
-  struct srv *srv = srv_start(0);
+  struct srv *srv = srv_start(NULL, 0, NULL);
   char url[128];
   uint8_t k[16];
   static struct frec f1, f2;
-  srv_url(srv, url, sizeof url);
+  srv_url(srv, url, sizeof url, NULL, NULL);
   struct pc_shared *L = node(url, (struct opts){.id = "L"});
   struct pc_shared *n1 = node(url, (struct opts){.id = "n1"});
   mkkey(k, 6);
