@@ -44,7 +44,7 @@
 //                   exception frame) and end cleanly
 //   bad-crc         Bedrock streams: the second frame's message CRC is wrong
 import http from 'node:http';
-import { parseBehavior, echoText, streamPieces, startMock } from './mock.mjs';
+import { parseBehavior, echoText, streamPieces, startMock, serveMock } from './mock.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -680,17 +680,5 @@ export async function startFamilyMock(family, opts = {}) {
     mock.sockets.add(s);
     s.on('close', () => mock.sockets.delete(s));
   });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port || 0, '127.0.0.1', resolve);
-  });
-  mock.port = server.address().port;
-  mock.url = `http://127.0.0.1:${mock.port}`;
-  mock.server = server;
-  mock.close = () => new Promise((resolve) => {
-    for (const s of mock.sockets) s.destroy();
-    server.close(() => resolve());
-    if (server.closeAllConnections) server.closeAllConnections();
-  });
-  return mock;
+  return serveMock(mock, server, { port: opts.port || 0 });
 }

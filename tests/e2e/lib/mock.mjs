@@ -198,12 +198,21 @@ export async function startMock(opts = {}) {
     mock.sockets.add(s);
     s.on('close', () => mock.sockets.delete(s));
   });
+  return serveMock(mock, server, opts);
+}
+
+/**
+ * Listen on host:port (default 127.0.0.1, a free port) and give the mock its
+ * port, url, server and close() (which destroys the sockets it tracks in
+ * mock.sockets). Shared by every fake upstream in lib/.
+ */
+export async function serveMock(mock, server, { port = 0, host = '127.0.0.1' } = {}) {
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port || 0, opts.host || '127.0.0.1', resolve);
+    server.listen(port, host, resolve);
   });
   mock.port = server.address().port;
-  mock.url = opts.host && opts.host.includes(':') ? `http://[${opts.host}]:${mock.port}` : `http://${opts.host || '127.0.0.1'}:${mock.port}`;
+  mock.url = host.includes(':') ? `http://[${host}]:${mock.port}` : `http://${host}:${mock.port}`;
   mock.server = server;
   mock.close = () => new Promise((resolve) => {
     for (const s of mock.sockets) s.destroy();

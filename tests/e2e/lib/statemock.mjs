@@ -42,7 +42,7 @@
 // `n`), so a test can tell which recorded answer a replay served.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import { openAIStreamEvents, anthropicStreamEvents, echoText } from './mock.mjs';
+import { openAIStreamEvents, anthropicStreamEvents, echoText, serveMock } from './mock.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CREATED = 1735689600;
@@ -343,18 +343,7 @@ export async function startStateMock(opts = {}) {
     mock.sockets.add(s);
     s.on('close', () => mock.sockets.delete(s));
   });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  mock.port = server.address().port;
-  mock.url = `http://127.0.0.1:${mock.port}`;
-  mock.close = () => new Promise((resolve) => {
-    for (const s of mock.sockets) s.destroy();
-    server.close(() => resolve());
-    if (server.closeAllConnections) server.closeAllConnections();
-  });
-  return mock;
+  return serveMock(mock, server);
 }
 
 function lastUser(body) {
