@@ -1823,6 +1823,7 @@ static int xread_send(struct pc_shared_follow *f, int block, pc_redis_cb cb) {
 }
 
 static void follow_got(void *ud, int rc, const redisReply *rep);
+static void follow_orphaned(struct pc_shared_follow *f);
 
 /* A blocking read; a non-blocking one when every dedicated connection is busy. */
 static int follow_send_read(struct pc_shared_follow *f) {
@@ -1950,13 +1951,13 @@ static void follow_entries(struct pc_shared_follow *f, const redisReply *list) {
 static void follow_check_lease(struct pc_shared_follow *f);
 
 /* Entries were read (list may be NULL: none). */
-static void follow_on_entries(struct pc_shared_follow *f, const redisReply *list, int recheck) {
+static void follow_on_entries(struct pc_shared_follow *f, const redisReply *list) {
   if (list && list->elements > 0) {
     follow_entries(f, list);
     if (f->st == F_OVER) return;
     f->idle_since = pc_mono_ms();
     follow_read(f);
-  } else if (recheck || f->blocked || pc_mono_ms() - f->idle_since >= PC_SHARED_FOLLOW_BLOCK_MS) {
+  } else if (f->blocked || pc_mono_ms() - f->idle_since >= PC_SHARED_FOLLOW_BLOCK_MS) {
     follow_check_lease(f);
   } else {
     follow_set(f, F_WAIT);
@@ -1974,8 +1975,10 @@ static void follow_got(void *ud, int rc, const redisReply *rep) {
   if (f->st == F_OVER) {
   } else if (rc) {
     follow_end(f, follow_rc(rc), NULL, 0);
+  } else if (f->st == F_RECHECK && !(list && list->elements > 0)) {
+    follow_orphaned(f); /* the lease is gone and the last read found nothing new */
   } else {
-    follow_on_entries(f, list, 0);
+    follow_on_entries(f, list);
   }
   follow_leave(f);
 }
@@ -2022,23 +2025,6 @@ static void follow_orphaned(struct pc_shared_follow *f) {
   follow_set(f, F_TAKE);
 }
 
-static void follow_rechecked(void *ud, int rc, const redisReply *rep) {
-  struct pc_shared_follow *f = ud;
-  const redisReply *list = NULL;
-  follow_enter(f);
-  rc = reply_rc(rc, rep);
-  if (!rc) rc = xread_entries(rep, &list);
-  if (f->st == F_OVER) {
-  } else if (rc) {
-    follow_end(f, follow_rc(rc), NULL, 0);
-  } else if (list && list->elements > 0) {
-    follow_on_entries(f, list, 1);
-  } else {
-    follow_orphaned(f);
-  }
-  follow_leave(f);
-}
-
 static void follow_lease_got(void *ud, int rc, const redisReply *rep) {
   struct pc_shared_follow *f = ud;
   follow_enter(f);
@@ -2050,7 +2036,7 @@ static void follow_lease_got(void *ud, int rc, const redisReply *rep) {
     f->idle_since = pc_mono_ms();
     follow_read(f);
   } else {
-    rc = xread_send(f, 0, follow_rechecked);
+    rc = xread_send(f, 0, follow_got);
     if (rc)
       follow_end(f, follow_rc(rc), NULL, 0);
     else
