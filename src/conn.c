@@ -341,11 +341,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 /* ---- writing ----
  * Writes are corked: the pieces a response gets during one loop iteration
- * (head, body, chunk terminator; several hits' answers on a pipelined
- * connection) go out in one writev when the iteration ends
- * (pc_conn_pool_flush, from the server's prepare and check handles), when
- * the response finishes, or when the cork is full. Nothing waits longer than
- * the iteration that wrote it. */
+ * (head, body, chunk terminator) go out in one writev when the response
+ * finishes, when the iteration ends (pc_conn_pool_flush, from the server's
+ * prepare and check handles) or when the cork is full; nothing waits longer
+ * than the iteration that wrote it, except a held response (pc_conn_hold).
+ * A hit served from the map does not cork: pc_conn_try_write sends it at
+ * once when nothing is queued. */
 
 static void unblock(struct pc_conn *c);
 
