@@ -315,6 +315,18 @@ static void count_fail(struct pc_shared *s, int rc) {
   if (rc == PC_ETIMEDOUT) s->k.timeouts++;
 }
 
+/* An operation's first command was sent (rc 0: counted as op `kind`, unless
+ * -1) or not (its state `op` freed, the failure counted); returns rc. */
+static int started(struct pc_shared *s, int rc, void *op, int kind) {
+  if (rc) {
+    free(op);
+    count_fail(s, rc);
+  } else if (kind >= 0) {
+    s->k.ops[kind]++;
+  }
+  return rc;
+}
+
 /* Fire-and-forget commands: only counted. */
 static void on_ignored(void *ud, int rc, const redisReply *rep) { count_fail(ud, reply_rc(rc, rep)); }
 
@@ -525,7 +537,6 @@ int pc_shared_get(struct pc_shared *s, const uint8_t key[16], pc_shared_get_cb c
   a.n = 0;
   char k[KEY_MAX];
   struct get_op *g;
-  int rc;
   if (!s || !key || !cb) return PC_EINVAL;
   if (s->closing) return PC_ECANCELED;
   g = malloc(sizeof *g);
@@ -534,14 +545,7 @@ int pc_shared_get(struct pc_shared *s, const uint8_t key[16], pc_shared_get_cb c
   entry_key(s, key, k);
   arg_s(&a, "GET");
   arg_s(&a, k);
-  rc = send_cmd(s, &a, 1, get_done, g);
-  if (rc) {
-    free(g);
-    count_fail(s, rc);
-  } else {
-    s->k.ops[PC_SHARED_OP_GET]++;
-  }
-  return rc;
+  return started(s, send_cmd(s, &a, 1, get_done, g), g, PC_SHARED_OP_GET);
 }
 
 /* ---- Entries: put ------------------------------------------------------------------ */
@@ -1048,19 +1052,12 @@ int pc_shared_purge(struct pc_shared *s, const struct pc_purge_sel *sel,
   p->ud = ud;
   rc = purge_describe(p, sel);
   if (!rc) rc = p->kind == P_ALL ? purge_all(p) : round_send(p);
-  if (rc) {
-    pc_buf_free(&p->sel);
-    free(p);
-    count_fail(s, rc);
-  } else {
-    s->k.ops[PC_SHARED_OP_PURGE]++;
-  }
-  return rc;
+  if (rc) pc_buf_free(&p->sel);
+  return started(s, rc, p, PC_SHARED_OP_PURGE);
 }
 
 int pc_shared_del(struct pc_shared *s, const uint8_t key[16], pc_shared_done_cb cb, void *ud) {
   struct purge *p;
-  int rc;
   if (!s || !key || !cb) return PC_EINVAL;
   if (s->closing) return PC_ECANCELED;
   p = calloc(1, sizeof *p);
@@ -1070,14 +1067,7 @@ int pc_shared_del(struct pc_shared *s, const uint8_t key[16], pc_shared_done_cb 
   p->del_cb = cb;
   p->ud = ud;
   pc_key_hex((const struct pc_key *)key, p->arg);
-  rc = round_send(p);
-  if (rc) {
-    free(p);
-    count_fail(s, rc);
-  } else {
-    s->k.ops[PC_SHARED_OP_DEL]++;
-  }
-  return rc;
+  return started(s, round_send(p), p, PC_SHARED_OP_DEL);
 }
 
 /* ---- Watching the purge log ------------------------------------------------------------
@@ -1318,7 +1308,6 @@ int pc_shared_read_stats(struct pc_shared *s,
   struct args a;
   a.n = 0;
   struct stats_op *o;
-  int rc;
   if (!s || !row || !done) return PC_EINVAL;
   if (s->closing) return PC_ECANCELED;
   o = malloc(sizeof *o);
@@ -1326,12 +1315,7 @@ int pc_shared_read_stats(struct pc_shared *s,
   *o = (struct stats_op){s, row, done, ud};
   arg_s(&a, "HGETALL");
   arg_s(&a, s->stats);
-  rc = send_cmd(s, &a, 1, stats_read, o);
-  if (rc) {
-    free(o);
-    count_fail(s, rc);
-  }
-  return rc;
+  return started(s, send_cmd(s, &a, 1, stats_read, o), o, -1);
 }
 
 /* ---- The fleet secret ----------------------------------------------------------------------
@@ -1378,7 +1362,6 @@ int pc_shared_secret(struct pc_shared *s, const uint8_t proposed[32],
   struct args a;
   a.n = 0;
   struct secret_op *o;
-  int rc;
   if (!s || !proposed || !cb) return PC_EINVAL;
   if (s->closing) return PC_ECANCELED;
   o = calloc(1, sizeof *o);
@@ -1388,12 +1371,7 @@ int pc_shared_secret(struct pc_shared *s, const uint8_t proposed[32],
   arg_s(&a, s->secret);
   arg(&a, proposed, 32);
   arg_s(&a, "NX");
-  rc = send_cmd(s, &a, 1, secret_set, o);
-  if (rc) {
-    free(o);
-    count_fail(s, rc);
-  }
-  return rc;
+  return started(s, send_cmd(s, &a, 1, secret_set, o), o, -1);
 }
 
 /* ---- Leases --------------------------------------------------------------------------------
