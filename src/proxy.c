@@ -935,8 +935,9 @@ static void handle(struct pc_exchange *x) {
       return;
     }
     fr.sequence = fr.any_status = cfg->mode == PC_MODE_RECORD;
-    /* not served: a small request is remembered anyway (its next repeat skips the canonicalization) */
-    if (remember) memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
+    /* not served: a small request is remembered anyway (its next repeat skips the canonicalization);
+     * one that matched a stale entry (x->stale) try_hit remembered already, with the entry's stamp */
+    if (remember && !x->stale.block) memo_put(fw, &mi.in, &fr.key, fw->material.data, fw->material.len, fr.model, 0, 0);
     take_material(fw, &fr);
     if (!lookup_shared(x, &m, &fr, &ct, &d, stream)) handle_miss(x, &m, &fr, &ct, &d, stream);
     return;
